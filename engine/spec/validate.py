@@ -1,0 +1,214 @@
+"""Validation against the schema, reported as located problems a person can act on.
+
+jsonschema finds the errors; this module rewrites each into `what is wrong and how to fix it`
+(a suggestion for a misspelt key, the allowed values of an enum, the bound that was crossed)
+and points it at the line of the key or value in the file that provided it.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from functools import lru_cache
+from typing import Any, Iterable
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from engine.errors import Problem
+from engine.spec import schema as spec_schema
+from engine.spec.loader import Place, json_path
+
+_TYPE_NAMES = {
+    "object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+    "number": "a number", "boolean": "true or false", "null": "null",
+}
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(spec_schema.schema())
+
+
+def validate(data: dict, places: dict[tuple, Place], fallback_file: str) -> list[Problem]:
+    """Every schema problem in `data`, located through `places`; empty when valid."""
+    problems: list[Problem] = []
+    for error in _validator().iter_errors(data):
+        problems.extend(_explain(error, places, fallback_file))
+    unique = {(p.file, p.line, p.col, p.path, p.message): p for p in problems}
+    return list(unique.values())
+
+
+def _locate(path: tuple, places: dict[tuple, Place], fallback_file: str, at_key: bool = False) -> tuple[str, int, int]:
+    probe = path
+    while probe not in places and probe:
+        probe = probe[:-1]
+    place = places.get(probe)
+    if place is None:
+        return fallback_file, 0, 0
+    if at_key and probe == path:
+        return place.file, place.key_line, place.key_col
+    return place.file, place.line, place.col
+
+
+def _problem(path: tuple, message: str, places, fallback_file, at_key=False) -> Problem:
+    file, line, col = _locate(path, places, fallback_file, at_key)
+    return Problem(file, line, col, json_path(path), message)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
+def _type_of(value: Any) -> str:
+    for name, check in (("true/false", lambda v: isinstance(v, bool)), ("an integer", lambda v: isinstance(v, int)),
+                        ("a number", lambda v: isinstance(v, float)), ("a string", lambda v: isinstance(v, str)),
+                        ("a list", lambda v: isinstance(v, list)), ("a mapping", lambda v: isinstance(v, dict)),
+                        ("null", lambda v: v is None)):
+        if check(value):
+            return name
+    return type(value).__name__
+
+
+@lru_cache(maxsize=1)
+def _homes() -> dict[str, list[str]]:
+    """Property name -> the sections that define it, for "learning_rate belongs under train"."""
+    homes: dict[str, list[str]] = {}
+
+    def walk(node: dict, prefix: str, depth: int) -> None:
+        for name, sub in spec_schema.properties_at(node).items():
+            homes.setdefault(name, []).append(prefix + name)
+            if depth < 3:
+                walk(sub, prefix + name + ".", depth + 1)
+
+    walk(spec_schema.schema(), "", 0)
+    return homes
+
+
+def suggest_key(key: str, allowed: Iterable[str]) -> str:
+    """` (did you mean X?)` for a near miss, or where the key belongs, or the allowed keys."""
+    allowed = sorted(allowed)
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]}?)"
+    homes = _homes().get(key)
+    if homes:
+        return f" ({key} belongs under {' or '.join(h.rsplit('.', 1)[0] or '$' for h in homes)})"
+    return f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+
+
+def _explain(error: ValidationError, places, fallback_file) -> list[Problem]:
+    path = tuple(error.absolute_path)
+    kind = error.validator
+    value = error.instance
+    here = lambda message, at_key=False: [_problem(path, message, places, fallback_file, at_key)]  # noqa: E731
+
+    if kind == "additionalProperties":
+        allowed = error.schema.get("properties", {}).keys()
+        patterns = error.schema.get("patternProperties", {}).keys()
+        out = []
+        for key in value:
+            if key in allowed or any(re.search(p, key) for p in patterns):
+                continue
+            out.append(_problem(path + (key,), "unknown key" + suggest_key(key, allowed), places, fallback_file, at_key=True))
+        return out
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in value]
+        return [_problem(path, f"missing required key {k!r}: {_describe_key(error.schema, k)}", places, fallback_file, at_key=True) for k in missing]
+    if kind == "dependentRequired":
+        out = []
+        for key, needs in error.validator_value.items():
+            if key in value:
+                for need in needs:
+                    if need not in value:
+                        out.append(_problem(path + (key,), f"{key!r} needs {need!r} beside it: {_describe_key(error.schema, need)}", places, fallback_file, at_key=True))
+        return out
+    if kind == "enum":
+        allowed = error.validator_value
+        hint = ""
+        if isinstance(value, str):
+            close = difflib.get_close_matches(value, [str(a) for a in allowed], n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+        return here(f"must be one of: {', '.join(_show(a) for a in allowed)} (got {_show(value)}){hint}")
+    if kind == "const":
+        if path == ("spec_version",):
+            return here(f"unsupported spec_version {_show(value)}: this engine reads spec_version {error.validator_value}")
+        return here(f"must be {_show(error.validator_value)} (got {_show(value)})")
+    if kind == "type":
+        wanted = error.validator_value
+        wanted = [wanted] if isinstance(wanted, str) else wanted
+        return here(f"must be {' or '.join(_TYPE_NAMES[t] for t in wanted)} (got {_type_of(value)} {_show(value)})")
+    bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+    if kind in bounds:
+        return here(f"must be {bounds[kind]} {error.validator_value} (got {_show(value)})")
+    if kind == "pattern":
+        if path == ("name",):
+            return here(f"must be lower-case letters, digits and dashes, starting with a letter or digit (got {_show(value)})")
+        return here(f"must match the pattern {error.validator_value} (got {_show(value)})")
+    if kind in ("minItems", "maxItems"):
+        return here(f"must have {'at least' if kind == 'minItems' else 'at most'} {error.validator_value} item(s)")
+    if kind in ("minLength", "maxLength"):
+        return here("must not be empty" if kind == "minLength" and error.validator_value == 1 else f"length must be {'>=' if kind == 'minLength' else '<='} {error.validator_value}")
+    if kind == "uniqueItems":
+        return here("items must not repeat")
+    if kind == "oneOf":
+        return _explain_one_of(error, path, places, fallback_file)
+    if kind == "false" or error.validator_value is False:
+        return here("is not allowed here", at_key=True)
+    return here(error.message)
+
+
+def _describe_key(node: dict, key: str) -> str:
+    sub = spec_schema.deref(node.get("properties", {}).get(key, {}))
+    return sub.get("description", "").split(". ")[0].rstrip(".")
+
+
+def _explain_one_of(error: ValidationError, path: tuple, places, fallback_file) -> list[Problem]:
+    alternatives = error.validator_value
+    value = error.instance
+    keyed = [alt.get("required") for alt in alternatives]
+    if all(k and set(alt) == {"required"} for k, alt in zip(keyed, alternatives)):
+        # Presence alternatives: "give exactly one of these keys".
+        names = [" + ".join(k) for k in keyed]
+        present = [n for k, n in zip(keyed, names) if any(key in value for key in k)]
+        if len(present) > 1:
+            message = f"give exactly one of {', '.join(names)} (found {' and '.join(present)}); they are mutually exclusive"
+        else:
+            message = f"give one of {', '.join(names)}"
+        return [_problem(path, message, places, fallback_file)]
+    by_branch: dict[int, list[ValidationError]] = {}
+    for sub in error.context or []:
+        by_branch.setdefault(sub.relative_schema_path[0], []).append(sub)
+    if error.context is not None and len(by_branch) == len(alternatives):
+        # No alternative matched: report the one whose type matched, if exactly one did.
+        fitting = [errs for errs in by_branch.values()
+                   if not any(e.validator in ("type", "oneOf") and not e.relative_path for e in errs)]
+        if len(fitting) == 1:
+            out: list[Problem] = []
+            for sub in fitting[0]:
+                out.extend(_explain(sub, places, fallback_file))
+            return out
+    shapes = [shape for alt in alternatives for shape in _shapes(alt)]
+    return [_problem(path, f"must be {' or '.join(shapes) or 'one of the allowed forms'} (got {_show(value)})", places, fallback_file)]
+
+
+def _shapes(alt: dict) -> list[str]:
+    """How a person would name the forms a schema allows: `a string`, `a list of strings`."""
+    alt = spec_schema.deref(alt)
+    if "enum" in alt:
+        return ["one of " + ", ".join(_show(a) for a in alt["enum"])]
+    if alt.get("type") == "array":
+        items = spec_schema.deref(alt.get("items", {}))
+        return ["a list" + (f" of {items['type']}s" if "type" in items else "")]
+    if "type" in alt:
+        return [_TYPE_NAMES.get(alt["type"], alt["type"])]
+    return [shape for sub in alt.get("oneOf", []) for shape in _shapes(sub)]
