@@ -1,0 +1,84 @@
+"""Content digests of input files, recomputed only when a file's stat changes.
+
+A file's sha256 is cached in a small sqlite database in the store, keyed by its absolute path
+and valid while (device, inode, size, mtime_ns) are unchanged. Content is the truth: a `touch`
+rehashes the file and finds the same digest, so nothing reruns. A content change that keeps
+size and mtime is caught by `--rehash` or `engine cache verify`, which ignore the cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+
+from engine.core.canonical import sha256_of
+
+CHUNK = 1 << 20
+
+
+def hash_file(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class DigestCache:
+    """File and directory digests with a stat-keyed cache; `rehash=True` trusts nothing."""
+
+    def __init__(self, db_path: Path, rehash: bool = False):
+        self.db_path = db_path
+        self.rehash = rehash
+        self._known: dict[str, tuple] | None = None
+        self._fresh: list[tuple] = []
+
+    def _load(self) -> dict[str, tuple]:
+        if self._known is None:
+            self._known = {}
+            if self.db_path.exists():
+                try:
+                    with sqlite3.connect(self.db_path, timeout=30) as db:
+                        for row in db.execute("SELECT path, dev, ino, size, mtime_ns, digest FROM files"):
+                            self._known[row[0]] = row[1:]
+                except sqlite3.DatabaseError:
+                    self._known = {}  # a damaged cache only costs a rehash
+        return self._known
+
+    def file(self, path: Path) -> str:
+        """Digest of one file."""
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        known = self._load().get(real)
+        if known and not self.rehash and tuple(known[:4]) == stamp:
+            return known[4]
+        digest = hash_file(Path(real))
+        self._known[real] = stamp + (digest,)  # type: ignore[index]
+        self._fresh.append((real, *stamp, digest))
+        return digest
+
+    def tree(self, root: Path) -> str:
+        """Digest of a directory: its files' relative paths and digests (hidden files skipped)."""
+        listing = {}
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                full = Path(dirpath, name)
+                listing[full.relative_to(root).as_posix()] = self.file(full)
+        return sha256_of(listing)
+
+    def save(self) -> None:
+        """Write newly computed digests back (one transaction)."""
+        if not self._fresh:
+            return
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(self.db_path, timeout=30) as db:
+            db.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
+                       " size INTEGER, mtime_ns INTEGER, digest TEXT)")
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", self._fresh)
+        self._fresh = []

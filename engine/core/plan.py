@@ -1,0 +1,156 @@
+"""Planning: for every node, `cached` or `run`, with reasons a person can act on.
+
+`engine plan` is `engine run` without the running. Planning reads the store and the input files'
+digests, and writes nothing but the digest cache.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.core.digests import DigestCache
+from engine.core.graph import Graph, Node
+from engine.core.payload import key_of, library_versions, make_payload
+from engine.core.store import Entry, Store
+from engine.errors import UsageError
+from engine.stages import STAGES
+
+RUN, CACHED = "run", "cached"
+
+
+@dataclass
+class Step:
+    node: Node
+    action: str  # RUN or CACHED
+    key: str | None  # None until the upstream output it depends on exists (computed at run time)
+    payload: dict | None
+    reasons: list[str] = field(default_factory=list)
+    entry: Entry | None = None  # the store entry when cached
+    damaged: str | None = None  # why an existing entry is unusable, when it is
+
+
+def compute_payload(graph: Graph, node: Node, keys: dict[str, str], entries: dict[str, Entry], digests: DigestCache) -> dict | None:
+    """The node's key payload, or None if an output dependency has not been built yet."""
+    stage = STAGES[node.kind]
+    upstream: dict = {}
+    for dep in node.deps:
+        if dep in node.output_deps:
+            entry = entries.get(dep)
+            if entry is None:
+                return None
+            part = node.output_deps[dep]
+            upstream[dep] = {part: entry.manifest["result"]["digests"][part]}
+        else:
+            if dep not in keys:
+                return None
+            upstream[dep] = keys[dep]
+    inputs = {}
+    for label, source in stage.inputs(graph.spec).items():
+        if isinstance(source, str):  # already a content identity (a commit sha, a package version)
+            inputs[label] = source
+        else:
+            inputs[label] = digests.tree(source) if Path(source).is_dir() else digests.file(source)
+    return make_payload(node.kind, stage.VERSION, node.params, upstream, inputs, library_versions(stage.LIBRARIES))
+
+
+def select(graph: Graph, until: str | None) -> list[str]:
+    """Node names to consider: everything, or `until` and what it needs."""
+    for name in [until] if until else []:
+        if name not in graph.nodes:
+            raise UsageError(f"--until {name}: no such stage; stages are {', '.join(graph.order)}")
+    if until is None:
+        return list(graph.order)
+    wanted = graph.ancestors(until) | {until}
+    return [n for n in graph.order if n in wanted]
+
+
+def make_plan(graph: Graph, store: Store, digests: DigestCache, record: dict | None,
+              force: tuple[str, ...] = (), until: str | None = None) -> list[Step]:
+    """Steps in topological order (see module docstring)."""
+    for name in force:
+        if name not in graph.nodes:
+            raise UsageError(f"--force {name}: no such stage; stages are {', '.join(graph.order)}")
+    forced = set(force)
+    previous = (record or {}).get("nodes", {})
+    keys: dict[str, str] = {}
+    entries: dict[str, Entry] = {}
+    steps: dict[str, Step] = {}
+    for name in select(graph, until):
+        node = graph.nodes[name]
+        payload = compute_payload(graph, node, keys, entries, digests)
+        key = key_of(payload) if payload is not None else None
+        running_upstream = [d for d in node.deps if d in steps and steps[d].action == RUN]
+        step = Step(node, RUN, key, payload)
+        if key is not None:
+            keys[name] = key
+            entry, damaged = store.check(key)
+            step.entry, step.damaged = entry, damaged
+        if name in forced:
+            step.reasons.append("--force")
+        elif key is None:
+            step.reasons.append(f"upstream {' and '.join(running_upstream)} will run")
+        elif step.entry is not None:
+            step.action = CACHED
+            entries[name] = step.entry
+        else:
+            if step.damaged:
+                step.reasons.append(f"cached output is damaged ({step.damaged}); rebuilding")
+            step.reasons.extend(explain(previous.get(name), payload, running_upstream))
+        steps[name] = step
+    return list(steps.values())
+
+
+def explain(old: dict | None, new: dict, running_upstream: list[str]) -> list[str]:
+    """Why a node with no cached output must run, compared with its last recorded payload."""
+    if running_upstream:
+        return [f"upstream {' and '.join(running_upstream)} will run"]
+    if not old or "payload" not in old:
+        return ["no cached output"]
+    before = old["payload"]
+    reasons = []
+    for path, (a, b) in sorted(diff_values(before.get("params", {}), new["params"]).items()):
+        reasons.append(f"{path} {_short(a)} -> {_short(b)}")
+    old_inputs, new_inputs = before.get("inputs", {}), new["inputs"]
+    for label in sorted(set(old_inputs) | set(new_inputs)):
+        if label not in old_inputs:
+            reasons.append(f"input {label} added")
+        elif label not in new_inputs:
+            reasons.append(f"input {label} removed")
+        elif old_inputs[label] != new_inputs[label]:
+            reasons.append(f"input {label} changed")
+    if before.get("version") != new["version"]:
+        reasons.append(f"stage version {before.get('version')} -> {new['version']}")
+    for lib, version in sorted(new["libraries"].items()):
+        if before.get("libraries", {}).get(lib) != version:
+            reasons.append(f"{lib} {before.get('libraries', {}).get(lib)} -> {version}")
+    if before.get("upstream") != new["upstream"]:
+        changed = sorted(k for k in set(before.get("upstream", {})) | set(new["upstream"])
+                         if before.get("upstream", {}).get(k) != new["upstream"].get(k))
+        reasons.append(f"upstream {' and '.join(changed)} changed")
+    return reasons or ["no cached output"]
+
+
+MISSING = "(absent)"
+
+
+def diff_values(a, b, prefix: str = "") -> dict[str, tuple]:
+    """Flat {dotted.path: (old, new)} of the differences between two nested values.
+
+    Mappings are compared key by key; lists by position (`generate.prompts[1]`).
+    """
+    out: dict[str, tuple] = {}
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            sub = f"{prefix}.{key}" if prefix else str(key)
+            out.update(diff_values(a.get(key, MISSING), b.get(key, MISSING), sub))
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        for i in range(max(len(a), len(b))):
+            out.update(diff_values(a[i] if i < len(a) else MISSING, b[i] if i < len(b) else MISSING, f"{prefix}[{i}]"))
+    elif a != b or type(a) is bool and type(b) is not bool:
+        out[prefix] = (a, b)
+    return out
+
+
+def _short(value) -> str:
+    text = repr(value) if isinstance(value, str) and value != MISSING else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,1 @@
+"""Creative corpora that install as Python packages, read as plain files."""

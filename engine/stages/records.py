@@ -1,0 +1,152 @@
+"""Records from a data source, turned into texts by the template, split into train/validation/test.
+
+Local files are parsed here, one file at a time, so that an error names the file and the
+record number; `datasets` takes over for tokenization and storage.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import random
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import Problem, SpecError, StageError
+
+SPLITS = ("train", "validation", "test")
+EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet",
+              ".txt": "txt", ".md": "txt", ".abc": "txt"}
+
+
+@dataclass(frozen=True)
+class Record:
+    fields: dict[str, Any]
+    origin: str  # "data/x.jsonl record 17", for errors
+
+
+def _located(spec_place, message: str) -> SpecError:
+    if spec_place is None:
+        return SpecError([Problem("spec", 0, 0, "$.data.source.files", message)])
+    return SpecError([Problem(spec_place.file, spec_place.line, spec_place.col, "$.data.source.files", message)])
+
+
+def source_files(source: dict, root: Path, place=None) -> dict[str, list[Path]]:
+    """{split or "all": [files]} of a `files` source, globs expanded and sorted; errors if none match."""
+    spec_files = source["files"]
+    groups = spec_files if isinstance(spec_files, dict) else {"all": spec_files}
+    out: dict[str, list[Path]] = {}
+    for split, patterns in groups.items():
+        patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+        found: list[Path] = []
+        for pattern in patterns:
+            full = str(root / pattern)
+            matches = sorted(Path(p) for p in glob.glob(full, recursive=True)) if glob.has_magic(pattern) else [Path(full)]
+            matches = [m for m in matches if m.is_file()]
+            if not matches:
+                what = "no file matches" if glob.has_magic(pattern) else "data file not found:"
+                raise _located(place, f"{what} {pattern} (looked in {root})")
+            found.extend(matches)
+        out[split] = found
+    return out
+
+
+def read_file(path: Path, fmt: str, txt_unit: str, label: str) -> list[Record]:
+    """Records of one file; `label` names it in errors."""
+    if fmt == "auto":
+        fmt = EXTENSIONS.get(path.suffix.lower())
+        if fmt is None:
+            raise StageError(f"{label}: cannot tell the format from the extension {path.suffix!r}; set data.source.format")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(path).to_pylist()
+        return [Record(r, f"{label} row {i + 1}") for i, r in enumerate(rows)]
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise StageError(f"{label} line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); convert the file to UTF-8") from None
+    if fmt == "jsonl":
+        records = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError as exc:
+                raise StageError(f"{label} line {number}: not valid JSON ({exc})") from None
+            if not isinstance(value, dict):
+                raise StageError(f"{label} line {number}: expected a JSON object per line, got {type(value).__name__}")
+            records.append(Record(value, f"{label} line {number}"))
+        return records
+    if fmt == "json":
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise StageError(f"{label}: not valid JSON ({exc})") from None
+        if isinstance(value, dict):
+            lists = [v for v in value.values() if isinstance(v, list)]
+            value = lists[0] if len(lists) == 1 else [value]
+        if not all(isinstance(v, dict) for v in value):
+            raise StageError(f"{label}: expected a list of JSON objects")
+        return [Record(v, f"{label} record {i + 1}") for i, v in enumerate(value)]
+    if fmt == "csv":
+        reader = csv.DictReader(text.splitlines())
+        return [Record(dict(row), f"{label} row {i + 2}") for i, row in enumerate(reader)]
+    if txt_unit == "file":
+        return [Record({"text": text}, label)]
+    if txt_unit == "line":
+        return [Record({"text": line}, f"{label} line {i + 1}") for i, line in enumerate(text.splitlines()) if line.strip()]
+    blocks, start, current = [], 1, []
+    for number, line in enumerate(text.splitlines() + [""], 1):
+        if line.strip():
+            if not current:
+                start = number
+            current.append(line)
+        elif current:
+            blocks.append(Record({"text": "\n".join(current)}, f"{label} block at line {start}"))
+            current = []
+    return blocks
+
+
+def template_fields(template: str) -> list[str]:
+    """Field names used by a `{field}` template (errors on a malformed template)."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise StageError(f"data.text template is malformed ({exc}); use {{field}}, and {{{{ for a literal brace") from None
+    for name in names:
+        if not name or not name.isidentifier():
+            raise StageError(f"data.text template has an unsupported placeholder {{{name}}}; use plain field names like {{title}}")
+    return names
+
+
+def render(records: list[Record], template: str) -> list[str]:
+    """Texts from records; a record without a template field is an error naming it."""
+    names = template_fields(template)
+    texts = []
+    for record in records:
+        missing = [n for n in names if n not in record.fields or record.fields[n] is None]
+        if missing:
+            have = ", ".join(sorted(record.fields)) or "none"
+            raise StageError(f"{record.origin}: no field {missing[0]!r} for the template data.text (fields: {have})")
+        texts.append(template.format_map({n: record.fields[n] for n in names}))
+    return texts
+
+
+def split_indices(count: int, validation: float, test: float, seed: int) -> dict[str, list[int]]:
+    """Seeded shuffle, then test and validation taken from the front; the rest is train."""
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    n_test = round(count * test) if test else 0
+    n_val = round(count * validation) if validation else 0
+    if test and n_test == 0 and count >= 3:
+        n_test = 1
+    if validation and n_val == 0 and count >= 3:
+        n_val = 1
+    return {"test": sorted(order[:n_test]), "validation": sorted(order[n_test:n_test + n_val]),
+            "train": sorted(order[n_test + n_val:])}
