@@ -26,12 +26,19 @@ class Step:
     payload: dict | None
     reasons: list[str] = field(default_factory=list)
     entry: Entry | None = None  # the store entry when cached
+    force: bool = False  # rebuild even if the store has it (--force, or downstream of a forced node)
     damaged: str | None = None  # why an existing entry is unusable, when it is
 
 
 def compute_payload(graph: Graph, node: Node, keys: dict[str, str], entries: dict[str, Entry], digests: DigestCache) -> dict | None:
     """The node's key payload, or None if an output dependency has not been built yet."""
     stage = STAGES[node.kind]
+    inputs = {}
+    for label, source in stage.inputs(graph.spec).items():  # first: a missing file is an error now
+        if isinstance(source, str):  # already a content identity (a commit sha, a package version)
+            inputs[label] = source
+        else:
+            inputs[label] = digests.tree(source) if Path(source).is_dir() else digests.file(source)
     upstream: dict = {}
     for dep in node.deps:
         if dep in node.output_deps:
@@ -44,12 +51,6 @@ def compute_payload(graph: Graph, node: Node, keys: dict[str, str], entries: dic
             if dep not in keys:
                 return None
             upstream[dep] = keys[dep]
-    inputs = {}
-    for label, source in stage.inputs(graph.spec).items():
-        if isinstance(source, str):  # already a content identity (a commit sha, a package version)
-            inputs[label] = source
-        else:
-            inputs[label] = digests.tree(source) if Path(source).is_dir() else digests.file(source)
     return make_payload(node.kind, stage.VERSION, node.params, upstream, inputs, library_versions(stage.LIBRARIES))
 
 
@@ -85,8 +86,10 @@ def make_plan(graph: Graph, store: Store, digests: DigestCache, record: dict | N
             keys[name] = key
             entry, damaged = store.check(key)
             step.entry, step.damaged = entry, damaged
-        if name in forced:
-            step.reasons.append("--force")
+        forced_upstream = [d for d in node.deps if d in steps and steps[d].force]
+        if name in forced or forced_upstream:
+            step.force = True
+            step.reasons.append("--force" if name in forced else f"upstream {' and '.join(forced_upstream)} will run")
         elif key is None:
             step.reasons.append(f"upstream {' and '.join(running_upstream)} will run")
         elif step.entry is not None:

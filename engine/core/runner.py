@@ -93,7 +93,7 @@ def _build(step: Step, graph: Graph, store: Store, reporter: Reporter, options: 
     assert key is not None and step.payload is not None
     with store.lock(key):
         entry, damaged = store.check(key)  # another process may have built it meanwhile
-        if entry is not None and "--force" not in step.reasons:
+        if entry is not None and not step.force:
             reporter.event(Event("cached", name, "built meanwhile by another run"))
             return entry, False
         if damaged:
