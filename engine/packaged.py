@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from engine.errors import StageError
@@ -31,6 +30,8 @@ class Packaged:
         return path
 
     def version(self) -> str:
+        from importlib import metadata
+
         try:
             return metadata.version(self.dist)
         except metadata.PackageNotFoundError:
@@ -39,6 +40,8 @@ class Packaged:
 
 def package_file(dist: str, relpath: str, what: str) -> Path:
     """A file inside any installed distribution, by distribution name and path inside it."""
+    from importlib import metadata
+
     try:
         files = metadata.files(dist) or []
     except metadata.PackageNotFoundError:

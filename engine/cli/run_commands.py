@@ -89,13 +89,13 @@ def run(args) -> int:
     if result.ok:
         path = write_record(spec.path, spec.name, spec.get("seed"), result.entries)
         if not result.ran:
-            reporter.console.print(f"[green]nothing to do[/]: every stage is cached (record {_rel(path)})")
+            reporter.say(f"nothing to do: every stage is cached (record {_rel(path)})", "note")
         else:
-            reporter.console.print(f"[bold green]ok[/]: ran {', '.join(result.ran)}; record written to {_rel(path)}")
+            reporter.say(f"ok: ran {', '.join(result.ran)}; record written to {_rel(path)}", "ok")
     else:
         skipped = f"; skipped {', '.join(result.skipped)}" if result.skipped else ""
-        reporter.console.print(f"[bold red]failed[/]: {result.failed}{skipped}. Nothing of {result.failed} was cached; "
-                               f"fix the problem and run again, finished stages stay cached.")
+        reporter.say(f"failed: {result.failed}{skipped}. Nothing of {result.failed} was cached; "
+                     f"fix the problem and run again; finished stages stay cached.", "error")
         if getattr(args, "verbose", False) and result.error is not None:
             import traceback
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 from pathlib import Path
 
 from engine.core.canonical import sha256_of
@@ -47,10 +48,16 @@ class DigestCache:
                     self._known = {}  # a damaged cache only costs a rehash
         return self._known
 
-    def file(self, path: Path) -> str:
-        """Digest of one file."""
-        real = os.path.realpath(path)
+    def of(self, path: str | Path) -> str:
+        """Digest of a file or a directory."""
+        real = os.path.abspath(path)
         st = os.stat(real)
+        return self.tree(Path(real)) if stat.S_ISDIR(st.st_mode) else self.file(real, st)
+
+    def file(self, path: str | Path, st: os.stat_result | None = None) -> str:
+        """Digest of one file."""
+        real = os.path.abspath(path)  # stat follows symlinks; the cache is keyed by the path given
+        st = st or os.stat(real)
         stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         known = self._load().get(real)
         if known and not self.rehash and tuple(known[:4]) == stamp:

@@ -12,6 +12,7 @@ nodes of a kind without changing the rest.
 from __future__ import annotations
 
 import graphlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def resolve(spec: Spec) -> Graph:
 
 def spec_relative(spec: Spec, path: Path) -> str:
     """A label for an input file: its path relative to the spec's directory, POSIX style."""
-    try:
-        return path.resolve().relative_to(spec.root).as_posix()
-    except ValueError:
-        return path.resolve().as_posix()
+    text, root = os.path.abspath(path), str(spec.root)
+    if text.startswith(root + os.sep):  # the common case, without touching the filesystem
+        return text[len(root) + 1:].replace(os.sep, "/")
+    return Path(text).as_posix()

@@ -6,11 +6,9 @@ digests, and writes nothing but the digest cache.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-
 from engine.core.digests import DigestCache
 from engine.core.graph import Graph, Node
-from engine.core.payload import key_of, library_versions, make_payload
+from engine.core.payload import Known, key_of, library_versions, make_payload
 from engine.core.store import Entry, Store
 from engine.errors import UsageError
 from engine.stages import STAGES
@@ -35,10 +33,7 @@ def compute_payload(graph: Graph, node: Node, keys: dict[str, str], entries: dic
     stage = STAGES[node.kind]
     inputs = {}
     for label, source in stage.inputs(graph.spec).items():  # first: a missing file is an error now
-        if isinstance(source, str):  # already a content identity (a commit sha, a package version)
-            inputs[label] = source
-        else:
-            inputs[label] = digests.tree(source) if Path(source).is_dir() else digests.file(source)
+        inputs[label] = str(source) if isinstance(source, Known) else digests.of(source)
     upstream: dict = {}
     for dep in node.deps:
         if dep in node.output_deps:

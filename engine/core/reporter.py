@@ -1,49 +1,72 @@
-"""Console reporting with rich: one line per stage event, live progress bars for long work."""
+"""Console reporting: one line per stage event, live rich progress bars for long work.
+
+Event lines are plain text (ANSI colour on a terminal), so a fully cached run does not pay for
+importing rich; rich is loaded when the first progress bar starts, and prints the lines while
+bars are live.
+"""
 from __future__ import annotations
 
+import os
 import sys
-import time
 from typing import Any
 
 from engine.core.runner import Event
 
-_STYLE = {"started": ("▶", "bold cyan"), "cached": ("✓", "green"), "done": ("✓", "bold green"),
-          "failed": ("✗", "bold red"), "skipped": ("-", "yellow"), "log": (" ", "dim")}
+_MARKS = {"started": "▶", "cached": "✓", "done": "✓", "failed": "✗", "skipped": "-", "log": " "}
+_COLOURS = {"started": "1;36", "cached": "32", "done": "1;32", "failed": "1;31", "skipped": "33", "log": "2",
+            "ok": "1;32", "note": "32", "error": "1;31"}
+_RICH_STYLES = {"1;36": "bold cyan", "32": "green", "1;32": "bold green", "1;31": "bold red", "33": "yellow", "2": "dim"}
 
 
 class ConsoleReporter:
     """Prints events as they come; bars for progress (transient, so the log stays readable)."""
 
     def __init__(self, stream=None, quiet: bool = False):
-        from rich.console import Console
-
-        self.console = Console(file=stream or sys.stderr, highlight=False)
+        self.stream = stream or sys.stderr
         self.quiet = quiet
+        self.colour = self.stream.isatty() and not os.environ.get("NO_COLOR")
         self.events: list[Event] = []
         self._progress = None
 
     def event(self, event: Event) -> None:
         self.events.append(event)
+        if event.kind == "log":
+            self.say(f"  {event.node}  {event.message}", "log")
+            return
+        label = {"started": "running", "done": f"done in {event.seconds:.1f}s"}.get(event.kind, event.kind)
+        head = f"{_MARKS[event.kind]} {event.node:<10} {label}"
+        self.say(head + (f"  {event.message}" if event.message else ""), event.kind, bold_part=len(head))
+
+    def say(self, text: str, style: str = "", bold_part: int | None = None) -> None:
+        """One line to the console, coloured by `style` (an event kind, `ok`, `note` or `error`)."""
         if self.quiet:
             return
-        mark, style = _STYLE[event.kind]
-        label = {"started": "running", "done": f"done in {event.seconds:.1f}s"}.get(event.kind, event.kind)
-        if event.kind == "log":
-            line = f"  [dim]{event.node}[/]  {_escape(event.message)}"
-        else:
-            line = f"[{style}]{mark} {event.node:<10}[/] {label}" + (f"  [dim]{_escape(event.message)}[/]" if event.message else "")
-        self.console.print(line)
+        code = _COLOURS.get(style)
+        if self._progress is not None:
+            from rich.text import Text
+
+            line = Text(text)
+            if code:
+                line.stylize(_RICH_STYLES[code], 0, bold_part)
+            self._progress.console.print(line)
+            return
+        if self.colour and code:
+            cut = len(text) if bold_part is None else bold_part
+            text = f"\033[{code}m{text[:cut]}\033[0m{text[cut:]}"
+        print(text, file=self.stream, flush=True)
 
     def progress(self, node: str, total: float | None, description: str):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
         if self.quiet:
             return _Bar(None, None)
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
         if self._progress is None:
             self._progress = Progress(
                 TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                 TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
-                console=self.console, transient=True)
+                console=Console(file=self.stream, highlight=False), transient=True)
             self._progress.start()
         task = self._progress.add_task(f"{node}: {description}", total=total, status="")
         return _Bar(self, task)
@@ -60,7 +83,6 @@ class ConsoleReporter:
 class _Bar:
     def __init__(self, reporter: ConsoleReporter | None, task):
         self.reporter, self.task = reporter, task
-        self._last = 0.0
 
     def advance(self, steps: float = 1, **fields: Any) -> None:
         if self.reporter is None or self.reporter._progress is None:
@@ -71,9 +93,3 @@ class _Bar:
     def close(self) -> None:
         if self.reporter is not None:
             self.reporter._finish(self.task)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)

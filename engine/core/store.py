@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -157,7 +156,7 @@ class Store:
         tmp.mkdir(parents=True, exist_ok=True)
         for stale in tmp.glob(f"{key}.*"):
             shutil.rmtree(stale, ignore_errors=True)  # left by a killed run of this key
-        staging = tmp / f"{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        staging = tmp / f"{key}.{os.getpid()}.{os.urandom(4).hex()}"
         (staging / OUT).mkdir(parents=True)
         return staging
 
@@ -190,7 +189,7 @@ class Store:
         path = self.entry_path(key)
         if not path.exists():
             return None
-        aside = self.root / "corrupt" / f"{key}.{int(time.time())}.{uuid.uuid4().hex[:6]}"
+        aside = self.root / "corrupt" / f"{key}.{int(time.time())}.{os.urandom(3).hex()}"
         aside.parent.mkdir(parents=True, exist_ok=True)
         os.rename(path, aside)
         (aside / "REASON").write_text(reason + "\n", encoding="utf-8")
@@ -198,7 +197,7 @@ class Store:
 
     def remove(self, entry: Entry) -> None:
         """Delete an entry: first make it invisible (rename), then delete the files."""
-        doomed = self.root / "tmp" / f"deleting.{entry.key}.{uuid.uuid4().hex[:6]}"
+        doomed = self.root / "tmp" / f"deleting.{entry.key}.{os.urandom(3).hex()}"
         doomed.parent.mkdir(parents=True, exist_ok=True)
         os.rename(entry.path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)

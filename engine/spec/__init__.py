@@ -13,7 +13,7 @@ from engine.errors import SpecError
 from engine.spec.compose import apply_overrides, display_name, load_with_bases
 from engine.spec.loader import Place
 from engine.spec.schema import fill_defaults
-from engine.spec.validate import validate
+from engine.spec.valid_cache import known_valid, remember_valid
 
 
 class FrozenDict(dict):
@@ -93,7 +93,11 @@ def load_spec(path: str | Path, overrides: list[str] | None = None, shown_as: st
     doc = load_with_bases(path, shown_as)
     if overrides:
         doc = apply_overrides(doc, overrides)
-    problems = validate(doc.data, doc.places, shown_as or display_name(path))
-    if problems:
-        raise SpecError(problems)
+    if not known_valid(doc.data):
+        from engine.spec.validate import validate  # jsonschema costs ~40 ms to import
+
+        problems = validate(doc.data, doc.places, shown_as or display_name(path))
+        if problems:
+            raise SpecError(problems)
+        remember_valid(doc.data)
     return Spec(path.resolve(), freeze(fill_defaults(doc.data)), doc.places)

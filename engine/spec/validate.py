@@ -9,14 +9,15 @@ from __future__ import annotations
 import difflib
 import re
 from functools import lru_cache
-from typing import Any, Iterable
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any, Iterable
 
 from engine.errors import Problem
 from engine.spec import schema as spec_schema
 from engine.spec.loader import Place, json_path
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 _TYPE_NAMES = {
     "object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
@@ -26,6 +27,8 @@ _TYPE_NAMES = {
 
 @lru_cache(maxsize=1)
 def _validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator  # imported only when a spec is actually validated
+
     return Draft202012Validator(spec_schema.schema())
 
 

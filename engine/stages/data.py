@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from engine.core.payload import Known
 from engine.errors import StageError
 from engine.stages import records as rec
 
@@ -37,7 +38,7 @@ def corpus_inputs(source: dict) -> dict:
 
     files = shakespeare.play_files(source.get("plays"), source.get("genres"))
     package = CORPORA[source["corpus"]]
-    out: dict = {f"package {package.dist}": package.version()}
+    out: dict = {f"package {package.dist}": Known(package.version())}
     root = package.locate(f"corpus {source['corpus']}").parent
     out.update({f"{package.dist}/{f.relative_to(root).as_posix()}": f for f in files})
     return out
@@ -51,8 +52,9 @@ def load_splits(data: dict, seed: int, root: Path) -> dict[str, list[str]]:
         per_group = {}
         for split, files in groups.items():
             records = []
-            for file in files:
-                label = file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)
+            for name in files:
+                file = Path(name)
+                label = file.relative_to(root).as_posix() if file.is_relative_to(root) else name
                 records.extend(rec.read_file(file, source["format"], source["txt_unit"], label))
             per_group[split] = records
     else:

@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 
+from engine.core.payload import Known
 from engine.errors import StageError
 from engine.packaged import BUILTIN_MODELS, package_file
 
@@ -33,7 +34,7 @@ def inputs(spec) -> dict:
 
     model = spec.get("model")
     if "hub" in model:
-        return {f"hub {model['hub']}": resolve_hub_revision(model["hub"], model["revision"])}
+        return {f"hub {model['hub']}": Known(resolve_hub_revision(model["hub"], model["revision"]))}
     if "path" in model:
         path = spec.root / model["path"]
         check_model_dir(path, model["path"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import os
 import random
 import string
 from dataclasses import dataclass
@@ -33,18 +34,18 @@ def _located(spec_place, message: str) -> SpecError:
     return SpecError([Problem(spec_place.file, spec_place.line, spec_place.col, "$.data.source.files", message)])
 
 
-def source_files(source: dict, root: Path, place=None) -> dict[str, list[Path]]:
+def source_files(source: dict, root: Path, place=None) -> dict[str, list[str]]:
     """{split or "all": [files]} of a `files` source, globs expanded and sorted; errors if none match."""
     spec_files = source["files"]
     groups = spec_files if isinstance(spec_files, dict) else {"all": spec_files}
-    out: dict[str, list[Path]] = {}
+    out: dict[str, list[str]] = {}
     for split, patterns in groups.items():
         patterns = [patterns] if isinstance(patterns, str) else list(patterns)
-        found: list[Path] = []
+        found: list[str] = []
         for pattern in patterns:
-            full = str(root / pattern)
-            matches = sorted(Path(p) for p in glob.glob(full, recursive=True)) if glob.has_magic(pattern) else [Path(full)]
-            matches = [m for m in matches if m.is_file()]
+            full = os.path.join(root, pattern)
+            names = sorted(glob.glob(full, recursive=True)) if glob.has_magic(pattern) else [full]
+            matches = [name for name in names if os.path.isfile(name)]
             if not matches:
                 what = "no file matches" if glob.has_magic(pattern) else "data file not found:"
                 raise _located(place, f"{what} {pattern} (looked in {root})")
