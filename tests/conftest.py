@@ -9,6 +9,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Offline before anything imports huggingface_hub (which reads these once, at import).
+for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ[_name] = "1"
+
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):

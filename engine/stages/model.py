@@ -113,7 +113,7 @@ def _load_pretrained(ctx, model: dict):
     trust = bool(ctx.options.get("trust_remote_code"))
     if "hub" in model:
         sha = resolve_hub_revision(model["hub"], model["revision"])
-        kwargs = {"revision": sha, "trust_remote_code": trust}
+        kwargs = {"revision": sha, "trust_remote_code": trust, "cache_dir": hub_cache_dir()}
         return (AutoModelForCausalLM.from_pretrained(model["hub"], dtype=dtype, **kwargs),
                 AutoTokenizer.from_pretrained(model["hub"], **kwargs), {"source": f"hub {model['hub']}", "revision": sha})
     if "path" in model:

@@ -1,0 +1,190 @@
+"""Causal-LM fine-tuning end to end on tiny models, through `engine run`."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from tiny import make_tiny_model, screenplay_records, spec_text, write_jsonl
+
+PATH_MODEL = "  path: tiny-model"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-model")
+
+
+@pytest.fixture
+def project(tmp_path, tiny_model):
+    root = tmp_path / "project"
+    write_jsonl(root / "data" / "scenes.jsonl", screenplay_records(40))
+    os.symlink(tiny_model, root / "tiny-model")
+    os.chdir(root)
+    return root
+
+
+def record(root: Path, name: str = "spec") -> dict:
+    return json.loads((root / f"{name}.lock.json").read_text())
+
+
+def entry_out(tmp_path: Path, key: str) -> Path:
+    return tmp_path / "store" / "store" / key[:2] / key / "out"
+
+
+def test_fine_tune_evaluate_generate_then_cached(project, tmp_path, capsys):
+    from transformers import AutoModelForCausalLM
+
+    (project / "spec.yaml").write_text(spec_text(PATH_MODEL))
+    assert main(["run", "spec.yaml"]) == 0
+    nodes = record(project)["nodes"]
+    assert set(nodes) == {"model", "data", "train", "evaluate", "generate"}
+    trained = entry_out(tmp_path, nodes["train"]["key"]) / "model"
+    model = AutoModelForCausalLM.from_pretrained(trained)
+    assert model.config.n_layer == 2
+    metrics = nodes["evaluate"]["metrics"]
+    assert math.isfinite(metrics["loss"]) and metrics["perplexity"] == pytest.approx(math.exp(metrics["loss"]))
+    assert json.loads((entry_out(tmp_path, nodes["evaluate"]["key"]) / "metrics.json").read_text())["loss"] == metrics["loss"]
+    samples = [json.loads(l) for l in (entry_out(tmp_path, nodes["generate"]["key"]) / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 4 and all(s["completion"] for s in samples)
+    history = json.loads((entry_out(tmp_path, nodes["train"]["key"]) / "log_history.json").read_text())
+    assert [h["step"] for h in history if "loss" in h] == [1, 2, 3, 4, 5, 6]
+
+    capsys.readouterr()
+    assert main(["run", "spec.yaml", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ran"] == []
+
+    (project / "spec.yaml").write_text(spec_text(PATH_MODEL).replace("temperature: 0.9", "temperature: 0.5"))
+    assert main(["run", "spec.yaml", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ran"] == ["generate"]
+
+
+def test_same_spec_twice_gives_same_loss(project, tmp_path, monkeypatch):
+    (project / "spec.yaml").write_text(spec_text(PATH_MODEL))
+    assert main(["run", "spec.yaml", "--until", "train"]) == 0
+    first = record(project)["nodes"]["train"]["metrics"]
+    monkeypatch.setenv("ENGINE_STORE", str(tmp_path / "second-store"))
+    assert main(["run", "spec.yaml", "--until", "train"]) == 0
+    second = record(project)["nodes"]["train"]["metrics"]
+    assert abs(first["final_loss"] - second["final_loss"]) < 1e-6
+    assert abs(first["train_loss"] - second["train_loss"]) < 1e-6
+
+
+def test_hub_model_from_local_cache(project, tmp_path, tiny_model, monkeypatch):
+    """A hub id + branch resolves offline through a Hugging Face cache laid out on disk."""
+    import shutil
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hf" / "models--tiny-org--tiny-gpt2"
+    shutil.copytree(tiny_model, repo / "snapshots" / sha)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    (project / "spec.yaml").write_text(spec_text("  hub: tiny-org/tiny-gpt2\n  revision: main"))
+    assert main(["run", "spec.yaml", "--until", "data"]) == 0
+    model = record(project)["nodes"]["model"]
+    assert model["payload"]["inputs"] == {"hub tiny-org/tiny-gpt2": sha}
+    assert model["facts"]["revision"] == sha
+
+
+def test_hub_model_missing_offline_is_clear(project, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    (project / "spec.yaml").write_text(spec_text("  hub: nobody/nothing\n  revision: main"))
+    assert main(["run", "spec.yaml"]) == 1
+    assert "nobody/nothing@main is not in the local Hugging Face cache" in capsys.readouterr().err
+
+
+def test_model_from_config_with_trained_tokenizer(project, tmp_path):
+    config = "  config:\n    architecture: llama\n    hidden_size: 32\n    num_layers: 1\n    num_heads: 2\n    tokenizer: {train_vocab_size: 300}"
+    (project / "spec.yaml").write_text(spec_text(config))
+    assert main(["run", "spec.yaml", "--until", "train"]) == 0
+    nodes = record(project)["nodes"]
+    assert nodes["tokenizer"]["facts"]["vocab_size"] <= 300
+    assert nodes["model"]["facts"]["architecture"] == "llama"
+    assert nodes["model"]["payload"]["upstream"] == {"tokenizer": nodes["tokenizer"]["key"]}
+
+
+def test_lora_adapter_kept_separate(project, tmp_path):
+    (project / "spec.yaml").write_text(spec_text(PATH_MODEL + "\n  lora: {r: 4, alpha: 8, merge: false}"))
+    assert main(["run", "spec.yaml"]) == 0
+    nodes = record(project)["nodes"]
+    assert (entry_out(tmp_path, nodes["train"]["key"]) / "adapter" / "adapter_config.json").is_file()
+    assert math.isfinite(nodes["evaluate"]["metrics"]["loss"])
+    assert nodes["train"]["facts"]["trainable_parameters"] < 10_000
+
+
+def test_data_key_follows_tokenizer_content_not_weights(project, tmp_path, capsys):
+    """Changing only the model's dtype rebuilds the model but the data stays cached."""
+    (project / "spec.yaml").write_text(spec_text(PATH_MODEL))
+    assert main(["run", "spec.yaml", "--until", "data"]) == 0
+    assert main(["run", "spec.yaml", "--until", "data", "--set", "model.dtype=bfloat16", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out[out.index("{"):])["ran"] == ["model"]
+
+
+@pytest.mark.parametrize("case, expected, code", [
+    ("empty", "the data source has no records", 1),
+    ("non-utf8", "data/scenes.jsonl line 2: not UTF-8 text", 1),
+    ("no-field", "data/scenes.jsonl line 3: no field 'content' for the template data.text (fields: title)", 1),
+    ("no-weights", "model.path: tiny-model has no weights", 1),
+    ("not-gguf", "model.gguf: ", 1),
+])
+def test_bad_input_is_clear_and_caches_nothing(case, expected, code, project, tmp_path, capsys):
+    spec = spec_text(PATH_MODEL)
+    data = project / "data" / "scenes.jsonl"
+    if case == "empty":
+        data.write_text("")
+    elif case == "non-utf8":
+        data.write_bytes(b'{"title": "a", "content": "b"}\n{"title": "caf\xe9", "content": "x"}\n')
+    elif case == "no-field":
+        data.write_text('{"title": "a", "content": "b"}\n' * 2 + '{"title": "c"}\n')
+    elif case == "no-weights":
+        os.unlink(project / "tiny-model")
+        (project / "tiny-model").mkdir()
+        (project / "tiny-model" / "config.json").write_text("{}")
+    elif case == "not-gguf":
+        (project / "fake.gguf").write_text("not a gguf file")
+        spec = spec_text("  gguf: {path: fake.gguf}")
+    (project / "spec.yaml").write_text(spec)
+    assert main(["run", "spec.yaml"]) == code
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+    manifests = [json.loads(m.read_text())["node"] for m in (tmp_path / "store").rglob("manifest.json")]
+    assert "data" not in manifests and "train" not in manifests
+
+
+def test_interrupted_training_resumes_to_the_same_loss(project, tmp_path):
+    spec = spec_text(PATH_MODEL).replace("max_steps: 6", "max_steps: 300").replace("save_every: 3", "save_every: 20") \
+        .replace("eval_every: 3", "eval_every: 100").replace("log_every: 1", "log_every: 10")
+    (project / "spec.yaml").write_text(spec)
+    env = {**os.environ, "ENGINE_STORE": str(tmp_path / "killed")}
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "spec.yaml", "--until", "train"], cwd=project, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((tmp_path / "killed" / "work").glob("*/checkpoints/checkpoint-*/ENGINE_COMPLETE")):
+        assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not [m for m in (tmp_path / "killed" / "store").rglob("manifest.json") if '"train"' in m.read_text()]
+
+    done = subprocess.run([sys.executable, "-m", "engine", "run", "spec.yaml", "--until", "train"], cwd=project, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "resuming from checkpoint-" in done.stderr
+    resumed = record(project)["nodes"]["train"]
+
+    os.environ["ENGINE_STORE"] = str(tmp_path / "clean")
+    assert main(["run", "spec.yaml", "--until", "train"]) == 0
+    clean = record(project)["nodes"]["train"]
+    assert resumed["key"] == clean["key"]
+    assert resumed["facts"]["resumed_from"].startswith("checkpoint-")
+    assert abs(resumed["metrics"]["final_loss"] - clean["metrics"]["final_loss"]) < 1e-6

@@ -1,0 +1,83 @@
+"""Tiny models and data for end-to-end tests: built from a config in a temp dir, offline."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+WORDS = ("the king queen ship sea storm night love fool crown sword moon song dance "
+         "rain wind heart ghost forest castle letter ring").split()
+
+
+def screenplay_records(count: int = 40, seed: int = 0) -> list[dict]:
+    """Records shaped like the seed recipe's screenplays: {"title", "content"}, variable lengths."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))) for _ in range(rng.randint(1, 8))]
+        out.append({"title": f"Scene {i}", "content": "\n".join(lines)})
+    return out
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def make_tiny_model(folder: Path, architecture: str = "gpt2") -> Path:
+    """A 2-layer model with a 300-token byte-level BPE tokenizer, saved with save_pretrained."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, PreTrainedTokenizerFast
+
+    texts = [r["title"] + "\n" + r["content"] for r in screenplay_records(200, seed=1)]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"], show_progress=False)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
+                                        bos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    if architecture == "gpt2":
+        config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=2, n_head=2,
+                            bos_token_id=0, eos_token_id=0)
+    else:
+        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                             num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+                             bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def spec_text(model_yaml: str, extra: str = "") -> str:
+    return f"""\
+# yaml-language-server: $schema=../schemas/spec.schema.json
+spec_version: 1
+name: tiny-e2e
+seed: 7
+model:
+{model_yaml}
+data:
+  source: {{files: data/scenes.jsonl}}
+  text: "# {{title}}\\n\\n{{content}}"
+  split: {{validation: 0.1, test: 0.1}}
+  max_length: 32
+  packing: true
+train:
+  max_steps: 6
+  batch_size: 4
+  learning_rate: 1.0e-3
+  warmup_steps: 1
+  save_every: 3
+  eval_every: 3
+  log_every: 1
+  precision: fp32
+evaluate: {{split: test}}
+generate:
+  prompts: ["# Scene 99\\n\\n", "the king"]
+  samples_per_prompt: 2
+  max_new_tokens: 8
+  temperature: 0.9
+runtime: {{device: cpu}}
+{extra}"""
