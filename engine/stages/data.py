@@ -113,17 +113,24 @@ def run(ctx) -> dict:
     facts = {"packing": packing, "max_length": max_length}
     bar = ctx.bar(sum(len(v) for v in texts.values()), "tokenizing")
     for split, items in texts.items():
+        facts[f"{split}_texts"] = len(items)
+        facts[f"{split}_examples"] = facts[f"{split}_tokens"] = 0
+        if not items:  # an empty split is left out: datasets cannot reload a 0-row split from disk
+            continue
         dataset = Dataset.from_dict({"text": items})
-        dataset = dataset.map(tokenize, batched=True, remove_columns=["text"], desc=None)
+        dataset = dataset.map(tokenize, batched=True, remove_columns=["text"])
         # Packing runs over the whole split at once so blocks cross text boundaries.
         dataset = dataset.map(pack if packing else cut, batched=True, batch_size=None if packing else 1000)
         dataset = dataset.filter(lambda row: len(row["input_ids"]) > 1)
+        if len(dataset) == 0:
+            continue
         splits[split] = dataset
-        facts[f"{split}_texts"] = len(items)
         facts[f"{split}_examples"] = len(dataset)
         facts[f"{split}_tokens"] = int(sum(len(x) for x in dataset["input_ids"]))
         bar.advance(len(items))
     bar.close()
+    if "train" not in splits:
+        raise StageError("the training split has no example of 2 or more tokens; add data or check data.text")
     DatasetDict(splits).save_to_disk(str(ctx.out / "dataset"))
     (ctx.out / "info.json").write_text(json.dumps(facts, indent=1, sort_keys=True), encoding="utf-8")
     ctx.log(f"train {facts['train_examples']} examples ({facts['train_tokens']:,} tokens), "

@@ -31,9 +31,10 @@ def run(ctx) -> dict:
     device = pick_device(ctx.runtime)
     apply_threads(ctx.runtime)
     split = params["split"]
-    dataset = load_from_disk(str(ctx.inputs["data"] / "dataset"))[split]
-    if len(dataset) == 0:
+    splits = load_from_disk(str(ctx.inputs["data"] / "dataset"))
+    if split not in splits:
         raise StageError(f"the {split} split is empty; set data.split.{split} > 0 or evaluate.split to another split")
+    dataset = splits[split]
     model, tokenizer = load_trained(ctx.inputs["train"], ctx.inputs["model"], device)
     collate = PadCollator(tokenizer.pad_token_id)
     total_loss, total_tokens = 0.0, 0

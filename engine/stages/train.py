@@ -97,7 +97,7 @@ def run(ctx) -> dict:
             f"~{tokens_per_step:,.0f} tokens/step, {steps_per_epoch} steps/epoch, {max_steps} steps; "
             f"trainable {trainable / 1e6:.2f}M of {total / 1e6:.1f}M parameters")
 
-    has_validation = len(dataset["validation"]) > 0
+    has_validation = "validation" in dataset  # the data stage leaves empty splits out
     early = train.get("early_stopping")
     if early and not has_validation:
         raise StageError("train.early_stopping needs a validation split; set data.split.validation > 0")
