@@ -39,10 +39,10 @@ class SpecError(EngineError):
 
     exit_code = 2
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], heading: str | None = None):
         self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.col, p.path))
         count = len(self.problems)
-        head = f"{count} problem{'s' if count != 1 else ''} in spec"
+        head = heading or f"{count} problem{'s' if count != 1 else ''} in spec"
         super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in self.problems))
 
 

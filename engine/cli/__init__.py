@@ -18,9 +18,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 def command_modules() -> list:
     """The command modules, in help order; each has `register(subparsers)`."""
-    from engine.cli import cache_commands, run_commands, spec_commands
+    from engine.cli import cache_commands, diff_command, run_commands, spec_commands
 
-    return [spec_commands, run_commands, cache_commands]
+    return [spec_commands, run_commands, diff_command, cache_commands]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -87,10 +87,13 @@ class Spec:
         return self.places.get(tuple(dotted.split(".")))
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None, shown_as: str | None = None) -> Spec:
-    """Load, merge, override, validate and complete one spec; raise SpecError with every problem."""
+def load_spec(path: str | Path, overrides: list[str] | None = None, shown_as: str | None = None, read=None) -> Spec:
+    """Load, merge, override, validate and complete one spec; raise SpecError with every problem.
+
+    `read(path) -> bytes` replaces reading from disk (to load a spec as of a git revision).
+    """
     path = Path(path)
-    doc = load_with_bases(path, shown_as)
+    doc = load_with_bases(path, shown_as, read)
     if overrides:
         doc = apply_overrides(doc, overrides)
     if not known_valid(doc.data):

@@ -26,11 +26,12 @@ def display_name(path: Path) -> str:
     return str(Path(path).absolute()) if relative.startswith("..") else relative
 
 
-def load_with_bases(path: Path, shown_as: str | None = None, _chain: tuple[Path, ...] = ()) -> Document:
-    """Load `path` and merge it over the chain of specs it `extends`."""
+def load_with_bases(path: Path, shown_as: str | None = None, read=None, _chain: tuple[Path, ...] = ()) -> Document:
+    """Load `path` and merge it over the chain of specs it `extends` (all read through `read`
+    when given, e.g. from a git revision)."""
     real = path.resolve()
     name = shown_as or display_name(path)
-    doc = load_file(path, name)
+    doc = load_file(path, name, read)
     base_ref = doc.data.pop("extends", None)
     if base_ref is None:
         return doc
@@ -38,12 +39,13 @@ def load_with_bases(path: Path, shown_as: str | None = None, _chain: tuple[Path,
     if not isinstance(base_ref, str) or not base_ref:
         raise SpecError([Problem(name, place.line, place.col, "$.extends", "must be a path to a base spec, relative to this file")])
     base_path = real.parent / base_ref
-    if not base_path.is_file():
+    if read is None and not base_path.is_file():
         raise SpecError([Problem(name, place.line, place.col, "$.extends", f"base spec {base_ref!r} not found (looked at {display_name(base_path)})")])
     if base_path.resolve() in _chain + (real,):
         cycle = " -> ".join(display_name(p) for p in _chain + (real, base_path.resolve()))
         raise SpecError([Problem(name, place.line, place.col, "$.extends", f"extends cycle: {cycle}; remove one of these `extends`")])
-    base = load_with_bases(base_path, None, _chain + (real,))
+    base_name = f"{name.split(':', 1)[0]}:{display_name(base_path)}" if read and ":" in name else None
+    base = load_with_bases(base_path, base_name, read, _chain + (real,))
     return merge(base, doc)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -52,11 +52,12 @@ def json_path(path: JsonPath) -> str:
     return out
 
 
-def load_file(path: Path, shown_as: str | None = None) -> Document:
-    """Read and strictly parse one spec file. `shown_as` is how the file is named in errors."""
+def load_file(path: Path, shown_as: str | None = None, read: Callable[[Path], bytes] | None = None) -> Document:
+    """Read and strictly parse one spec file. `shown_as` is how the file is named in errors;
+    `read` replaces reading from disk (a spec at a git revision)."""
     name = shown_as or str(path)
     try:
-        raw = path.read_bytes()
+        raw = read(path) if read else path.read_bytes()
     except FileNotFoundError:
         raise SpecError([Problem(name, 0, 0, "", "file not found")]) from None
     except IsADirectoryError:

@@ -1,0 +1,1 @@
+"""Reviewing experiments: specs and records as of git revisions, semantic diffs, comparisons."""

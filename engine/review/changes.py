@@ -1,0 +1,96 @@
+"""What changed between two resolved specs, and which stages each change reruns.
+
+Values are compared after resolution (extends, defaults, --set), so formatting, comments, key
+order and number spelling are never a change. A field reruns the nodes that read it and
+everything downstream of them; fields no stage reads (description, runtime, notes) rerun nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.core.graph import Graph
+from engine.core.plan import MISSING, diff_values
+from engine.spec import thaw
+
+
+@dataclass
+class FieldChange:
+    path: str
+    old: object
+    new: object
+    reruns: list[str]
+
+
+@dataclass
+class SpecChanges:
+    fields: list[FieldChange] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)  # stages of B that stay cached
+    added: list[str] = field(default_factory=list)  # stages only B has
+    removed: list[str] = field(default_factory=list)  # stages only A has
+
+    @property
+    def empty(self) -> bool:
+        return not self.fields and not self.added and not self.removed
+
+
+def compare_graphs(a: Graph, b: Graph) -> SpecChanges:
+    out = SpecChanges()
+    out.added = [n for n in b.order if n not in a.nodes]
+    out.removed = [n for n in a.order if n not in b.nodes]
+    reads: dict[str, set[str]] = {}  # changed field path -> nodes of B that read it
+    for name in b.order:
+        node_b = b.nodes[name]
+        node_a = a.nodes.get(name)
+        if node_a is None:
+            continue
+        for path in diff_values(thaw(node_a.params), thaw(node_b.params)):
+            reads.setdefault(path, set()).add(name)
+    rerun_all: set[str] = set(out.added)
+    for path, (old, new) in diff_values(thaw(a.spec.tree), thaw(b.spec.tree)).items():
+        direct = reads.get(path, set()) | ({path} & (set(out.added) | set(out.removed)))
+        reruns = {n for n in direct if n in b.nodes}
+        for name in reruns.copy():
+            reruns |= b.descendants(name)
+        rerun_all |= reruns
+        out.fields.append(FieldChange(path, old, new, [n for n in b.order if n in reruns]))
+    for name in out.added:
+        rerun_all |= b.descendants(name)
+    out.cached = [n for n in b.order if n not in rerun_all]
+    return out
+
+
+def flatten(value, prefix: str = "") -> dict[str, object]:
+    """`{"train": {"epochs": 3}}` -> `{"train.epochs": 3}`; lists by position, as in diffs."""
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for key, sub in value.items():
+            out.update(flatten(sub, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, (list, tuple)):
+        out = {}
+        for i, sub in enumerate(value):
+            out.update(flatten(sub, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def show_value(value: object) -> str:
+    if value is MISSING or value == MISSING:
+        return "(absent)"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def headline_metrics(record: dict | None) -> dict[str, float]:
+    """`{"evaluate.loss": 3.1, "train.final_loss": ...}`: the numeric metrics of a record."""
+    out: dict[str, float] = {}
+    for node, entry in sorted((record or {}).get("nodes", {}).items()):
+        for name, value in sorted(entry.get("metrics", {}).items()):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[f"{node}.{name}"] = value
+    return out

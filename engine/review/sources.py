@@ -1,0 +1,68 @@
+"""Where a spec comes from: a path in the working tree, or `REV:path` read from git."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from engine.errors import UsageError
+
+
+@dataclass(frozen=True)
+class SpecSource:
+    path: Path  # where the file is (or would be) in the working tree; extends resolve from here
+    rev: str | None  # git revision, or None for the working tree
+    label: str  # how the user named it, for messages
+
+    def reader(self) -> Callable[[Path], bytes] | None:
+        if self.rev is None:
+            return None
+        rev, top = self.rev, repo_top(self.path.parent)
+
+        def read(path: Path) -> bytes:
+            rel = os.path.relpath(path.resolve(), top)
+            out = subprocess.run(["git", "show", f"{rev}:{rel}"], cwd=top, capture_output=True)
+            if out.returncode != 0:
+                raise FileNotFoundError(f"{rel} is not in revision {rev}")
+            return out.stdout
+
+        return read
+
+    def record(self) -> dict | None:
+        """The run record beside the spec, from the same revision (None if there is none)."""
+        from engine.core.record import record_path
+
+        path = record_path(self.path)
+        try:
+            raw = self.reader()(path) if self.rev else path.read_bytes()
+            return json.loads(raw)
+        except (OSError, ValueError):
+            return None
+
+
+def repo_top(folder: Path) -> Path:
+    out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=folder, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise UsageError(f"{folder} is not inside a git repository; REV:path needs one")
+    return Path(out.stdout.strip())
+
+
+def parse_source(text: str) -> SpecSource:
+    """`specs/x.yaml` or `HEAD~1:specs/x.yaml` (the path relative to the current directory)."""
+    if ":" in text and not Path(text).exists():
+        rev, path = text.split(":", 1)
+        if not rev or not path:
+            raise UsageError(f"{text!r}: expected REV:path, e.g. HEAD~1:specs/x.yaml")
+        full = Path(path).absolute()
+        top = repo_top(full.parent if full.parent.exists() else Path.cwd())
+        check = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=top, capture_output=True)
+        if check.returncode != 0:
+            raise UsageError(f"{text}: unknown git revision {rev!r}")
+        rel = os.path.relpath(full, top)
+        if subprocess.run(["git", "cat-file", "-e", f"{rev}:{rel}"], cwd=top, capture_output=True).returncode != 0:
+            raise UsageError(f"{text}: {rel} does not exist in revision {rev}")
+        return SpecSource(full, rev, text)
+    return SpecSource(Path(text).absolute(), None, text)
