@@ -35,8 +35,9 @@ def _validator() -> Draft202012Validator:
 def validate(data: dict, places: dict[tuple, Place], fallback_file: str) -> list[Problem]:
     """Every schema problem in `data`, located through `places`; empty when valid."""
     problems: list[Problem] = []
+    task = data.get("task", "causal-lm")
     for error in _validator().iter_errors(data):
-        problems.extend(_explain(error, places, fallback_file))
+        problems.extend(_explain(error, places, fallback_file, task))
     unique = {(p.file, p.line, p.col, p.path, p.message): p for p in problems}
     return list(unique.values())
 
@@ -109,7 +110,7 @@ def suggest_key(key: str, allowed: Iterable[str]) -> str:
     return f"; allowed keys: {', '.join(allowed)}" if allowed else ""
 
 
-def _explain(error: ValidationError, places, fallback_file) -> list[Problem]:
+def _explain(error: ValidationError, places, fallback_file, task: str = "causal-lm") -> list[Problem]:
     path = tuple(error.absolute_path)
     kind = error.validator
     value = error.instance
@@ -126,14 +127,16 @@ def _explain(error: ValidationError, places, fallback_file) -> list[Problem]:
         return out
     if kind == "required":
         missing = [k for k in error.validator_value if k not in value]
-        return [_problem(path, f"missing required key {k!r}: {_describe_key(error.schema, k)}", places, fallback_file, at_key=True) for k in missing]
+        return [_problem(path, f"missing required key {k!r}: {_describe_key(error.schema, k, path)}", places, fallback_file, at_key=True)
+                for k in missing]
     if kind == "dependentRequired":
         out = []
         for key, needs in error.validator_value.items():
             if key in value:
                 for need in needs:
                     if need not in value:
-                        out.append(_problem(path + (key,), f"{key!r} needs {need!r} beside it: {_describe_key(error.schema, need)}", places, fallback_file, at_key=True))
+                        out.append(_problem(path + (key,), f"{key!r} needs {need!r} beside it: {_describe_key(error.schema, need, path)}",
+                                            places, fallback_file, at_key=True))
         return out
     if kind == "enum":
         allowed = error.validator_value
@@ -149,7 +152,8 @@ def _explain(error: ValidationError, places, fallback_file) -> list[Problem]:
     if kind == "type":
         wanted = error.validator_value
         wanted = [wanted] if isinstance(wanted, str) else wanted
-        return here(f"must be {' or '.join(_TYPE_NAMES[t] for t in wanted)} (got {_type_of(value)} {_show(value)})")
+        got = "null" if value is None else f"{_type_of(value)} {_show(value)}"
+        return here(f"must be {' or '.join(_TYPE_NAMES[t] for t in wanted)} (got {got})")
     bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
     if kind in bounds:
         return here(f"must be {bounds[kind]} {error.validator_value} (got {_show(value)})")
@@ -164,18 +168,24 @@ def _explain(error: ValidationError, places, fallback_file) -> list[Problem]:
     if kind == "uniqueItems":
         return here("items must not repeat")
     if kind == "oneOf":
-        return _explain_one_of(error, path, places, fallback_file)
+        return _explain_one_of(error, path, places, fallback_file, task)
+    if kind == "not" and set(error.validator_value) == {"required"}:
+        return [_problem(path + (key,), f"does not apply to task {task}; remove it", places, fallback_file, at_key=True)
+                for key in error.validator_value["required"] if key in value]
     if kind == "false" or error.validator_value is False:
         return here("is not allowed here", at_key=True)
     return here(error.message)
 
 
-def _describe_key(node: dict, key: str) -> str:
+def _describe_key(node: dict, key: str, path: tuple = ()) -> str:
+    """First sentence of a key's description (from the schema at hand, else from its place in the spec)."""
     sub = spec_schema.deref(node.get("properties", {}).get(key, {}))
+    if "description" not in sub:
+        sub = spec_schema.schema_at(tuple(p for p in path if isinstance(p, str)) + (key,)) or {}
     return sub.get("description", "").split(". ")[0].rstrip(".")
 
 
-def _explain_one_of(error: ValidationError, path: tuple, places, fallback_file) -> list[Problem]:
+def _explain_one_of(error: ValidationError, path: tuple, places, fallback_file, task: str) -> list[Problem]:
     alternatives = error.validator_value
     value = error.instance
     keyed = [alt.get("required") for alt in alternatives]
@@ -198,7 +208,7 @@ def _explain_one_of(error: ValidationError, path: tuple, places, fallback_file) 
         if len(fitting) == 1:
             out: list[Problem] = []
             for sub in fitting[0]:
-                out.extend(_explain(sub, places, fallback_file))
+                out.extend(_explain(sub, places, fallback_file, task))
             return out
     shapes = [shape for alt in alternatives for shape in _shapes(alt)]
     return [_problem(path, f"must be {' or '.join(shapes) or 'one of the allowed forms'} (got {_show(value)})", places, fallback_file)]

@@ -31,7 +31,7 @@ def run(ctx) -> dict:
     seed = params.get("seed", ctx.seed)
     device = pick_device(ctx.runtime)
     apply_threads(ctx.runtime)
-    model, tokenizer = load_trained(ctx.inputs["train"], ctx.inputs["model"], device)
+    model, tokenizer = load_trained(ctx.inputs["train"], ctx.inputs["model"], device, ctx.params["task"])
     greedy = params["temperature"] == 0
     settings = {"max_new_tokens": params["max_new_tokens"], "do_sample": not greedy,
                 "repetition_penalty": params["repetition_penalty"], "pad_token_id": tokenizer.pad_token_id}

@@ -66,16 +66,43 @@ class PadCollator:
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def load_trained(train_out: Path, base_out: Path, device: str):
-    """The fine-tuned model (merged, or base + adapter) and its tokenizer, in eval mode."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+class LabelCollator:
+    """Pads `input_ids` for classification; `labels` is one class index per row."""
 
+    def __init__(self, pad_id: int):
+        self.pad = PadCollator(pad_id)
+
+    def __call__(self, rows: list[dict]) -> dict:
+        import torch
+
+        batch = self.pad(rows)
+        batch["labels"] = torch.tensor([row["labels"] for row in rows], dtype=torch.long)
+        return batch
+
+
+def model_class(task: str):
+    """The transformers auto class that puts the task's head on a model."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification if task == "sequence-classification" else AutoModelForCausalLM
+
+
+def load_trained(train_out: Path, base_out: Path, device: str, task: str = "causal-lm"):
+    """The fine-tuned model (merged, or base + adapter) and its tokenizer, in eval mode."""
+    from transformers import AutoTokenizer
+
+    auto = model_class(task)
     if (train_out / "adapter").is_dir():
+        import json
+
         from peft import PeftModel
 
-        base = AutoModelForCausalLM.from_pretrained(base_out / "model")
+        labels = json.loads((train_out / "labels.json").read_text()) if (train_out / "labels.json").exists() else None
+        extra = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                 "label2id": {n: i for i, n in enumerate(labels)}} if labels else {}
+        base = auto.from_pretrained(base_out / "model", **extra)
         model = PeftModel.from_pretrained(base, train_out / "adapter")
     else:
-        model = AutoModelForCausalLM.from_pretrained(train_out / "model")
+        model = auto.from_pretrained(train_out / "model")
     tokenizer = AutoTokenizer.from_pretrained(base_out / "model")
     return model.to(device).eval(), tokenizer

@@ -126,6 +126,18 @@ def template_fields(template: str) -> list[str]:
     return names
 
 
+def field_values(records: list[Record], name: str, purpose: str) -> list:
+    """Each record's value of one field; a record without it is an error naming the record."""
+    out = []
+    for record in records:
+        value = record.fields.get(name)
+        if value is None or value == "":
+            have = ", ".join(sorted(record.fields)) or "none"
+            raise StageError(f"{record.origin}: no field {name!r} for {purpose} (fields: {have})")
+        out.append(value)
+    return out
+
+
 def render(records: list[Record], template: str) -> list[str]:
     """Texts from records; a record without a template field is an error naming it."""
     names = template_fields(template)
@@ -139,15 +151,25 @@ def render(records: list[Record], template: str) -> list[str]:
     return texts
 
 
-def split_indices(count: int, validation: float, test: float, seed: int) -> dict[str, list[int]]:
-    """Seeded shuffle, then test and validation taken from the front; the rest is train."""
-    order = list(range(count))
+def split_indices(count: int, validation: float, test: float, seed: int, groups: list | None = None) -> dict[str, list[int]]:
+    """Seeded shuffle, then test and validation taken from the front; the rest is train.
+
+    With `groups` (one key per record), whole groups are shuffled and assigned, so no group is
+    in two splits; the fractions then count groups.
+    """
+    keys = sorted(set(groups), key=str) if groups is not None else list(range(count))
+    order = list(keys)
     random.Random(seed).shuffle(order)
-    n_test = round(count * test) if test else 0
-    n_val = round(count * validation) if validation else 0
-    if test and n_test == 0 and count >= 3:
+    n = len(order)
+    n_test = round(n * test) if test else 0
+    n_val = round(n * validation) if validation else 0
+    if test and n_test == 0 and n >= 3:
         n_test = 1
-    if validation and n_val == 0 and count >= 3:
+    if validation and n_val == 0 and n >= 3:
         n_val = 1
-    return {"test": sorted(order[:n_test]), "validation": sorted(order[n_test:n_test + n_val]),
-            "train": sorted(order[n_test + n_val:])}
+    where = {key: "test" for key in order[:n_test]}
+    where.update({key: "validation" for key in order[n_test:n_test + n_val]})
+    out: dict[str, list[int]] = {split: [] for split in SPLITS}
+    for index in range(count):
+        out[where.get(groups[index] if groups is not None else index, "train")].append(index)
+    return out

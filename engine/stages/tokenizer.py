@@ -24,7 +24,7 @@ def run(ctx) -> dict:
     from transformers import PreTrainedTokenizerFast
 
     data = ctx.params["data"]
-    texts = data_stage.load_splits({**data, "max_records": data.get("max_records")}, ctx.seed, ctx.spec_root)["train"]
+    texts = data_stage.load_splits(data, ctx.seed, ctx.spec_root)["train"]["text"]
     vocab_size = ctx.params["model"]["config"]["tokenizer"]["train_vocab_size"]
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL, show_progress=False)

@@ -18,7 +18,7 @@ COMPLETE = "ENGINE_COMPLETE"  # written into a checkpoint dir once the Trainer h
 
 
 def reads(spec) -> tuple[str, ...]:
-    return ("task", "seed", "train", "model.lora")
+    return ("task", "seed", "train", "model.lora")  # the label set arrives with the data stage's key
 
 
 
@@ -46,13 +46,13 @@ def latest_checkpoint(folder) -> str | None:
     return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
 
 
-def _lora(model, lora: dict):
+def _lora(model, lora: dict, task: str):
     from peft import LoraConfig, get_peft_model
 
     targets = lora["target_modules"]
     config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
                         target_modules=None if targets == "auto" else (targets if isinstance(targets, str) else list(targets)),
-                        task_type="CAUSAL_LM")
+                        task_type="SEQ_CLS" if task == "sequence-classification" else "CAUSAL_LM")
     try:
         return get_peft_model(model, config)
     except ValueError as exc:
@@ -65,10 +65,9 @@ def run(ctx) -> dict:
     quiet_libraries()
     import torch
     from datasets import load_from_disk
-    from transformers import (AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback, PrinterCallback, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import AutoTokenizer, EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
 
-    from engine.stages.loading import PadCollator, apply_threads, pick_device
+    from engine.stages.loading import LabelCollator, PadCollator, apply_threads, model_class, pick_device
 
     train = ctx.params["train"]
     lora = ctx.get("model.lora")
@@ -79,9 +78,19 @@ def run(ctx) -> dict:
 
     dataset = load_from_disk(str(ctx.inputs["data"] / "dataset"))
     tokenizer = AutoTokenizer.from_pretrained(ctx.inputs["model"] / "model")
-    model = AutoModelForCausalLM.from_pretrained(ctx.inputs["model"] / "model", dtype=torch.float32)
+    task = ctx.params["task"]
+    labels = json.loads((ctx.inputs["data"] / "info.json").read_text()).get("labels")
+    head = {}
+    if task == "sequence-classification":
+        head = {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)},
+                "pad_token_id": tokenizer.pad_token_id}
+        ctx.log(f"the classification head is new: {len(labels)} classes ({', '.join(labels)}), initialised from seed {ctx.seed}")
+    model = model_class(task).from_pretrained(ctx.inputs["model"] / "model", dtype=torch.float32, **head)
+    if train["freeze_base"]:
+        for parameter in model.base_model.parameters():
+            parameter.requires_grad = False
     if lora:
-        model = _lora(model, lora)
+        model = _lora(model, lora, task)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
 
@@ -124,7 +133,7 @@ def run(ctx) -> dict:
         callbacks.append(EarlyStoppingCallback(early["patience"], early["min_delta"]))
     trainer = Trainer(model=model, args=args, train_dataset=dataset["train"],
                       eval_dataset=dataset["validation"] if has_validation else None,
-                      data_collator=PadCollator(tokenizer.pad_token_id), callbacks=callbacks)
+                      data_collator=(LabelCollator if labels else PadCollator)(tokenizer.pad_token_id), callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # our progress bar shows the loss; no dict dumps
     resume = latest_checkpoint(ctx.work / "checkpoints")
     if resume:
@@ -139,6 +148,8 @@ def run(ctx) -> dict:
     final = trainer.model
     if lora and lora["merge"]:
         final = final.merge_and_unload()
+    if labels:
+        (ctx.out / "labels.json").write_text(json.dumps(labels), encoding="utf-8")
     if lora and not lora["merge"]:
         final.save_pretrained(ctx.out / "adapter")
     else:
