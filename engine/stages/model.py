@@ -107,23 +107,28 @@ def _torch_dtype(name: str):
 
 
 def _load_pretrained(ctx, model: dict):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     dtype = _torch_dtype(model["dtype"])
     trust = bool(ctx.options.get("trust_remote_code"))
+    # A classifier starts from the body alone; its head is added (new) in the train stage.
+    auto = AutoModel if ctx.params["task"] == "sequence-classification" else AutoModelForCausalLM
     if "hub" in model:
         sha = resolve_hub_revision(model["hub"], model["revision"])
         kwargs = {"revision": sha, "trust_remote_code": trust, "cache_dir": hub_cache_dir()}
-        return (AutoModelForCausalLM.from_pretrained(model["hub"], dtype=dtype, **kwargs),
+        return (auto.from_pretrained(model["hub"], dtype=dtype, **kwargs),
                 AutoTokenizer.from_pretrained(model["hub"], **kwargs), {"source": f"hub {model['hub']}", "revision": sha})
-    if "path" in model:
-        path = ctx.spec_root / model["path"]
-        check_model_dir(path, model["path"])
+    builtin = BUILTIN_MODELS.get(model.get("builtin"))
+    if "path" in model or (builtin and builtin.locate(f"builtin model {model['builtin']}").is_dir()):
+        path = ctx.spec_root / model["path"] if "path" in model else builtin.locate(f"builtin model {model['builtin']}")
+        shown = f"path {model['path']}" if "path" in model else f"builtin {model['builtin']} ({builtin.dist} {builtin.version()})"
+        check_model_dir(path, model.get("path") or shown)
         try:
-            return (AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust),
-                    AutoTokenizer.from_pretrained(path), {"source": f"path {model['path']}"})
+            loaded = auto.from_pretrained(path, dtype=dtype, trust_remote_code=trust)
         except (OSError, ValueError) as exc:
-            raise StageError(f"model.path: cannot load {model['path']}: {exc}") from exc
+            hint = "; it is an encoder: use task: sequence-classification" if "builtin" in model else ""
+            raise StageError(f"model {shown} cannot be loaded as {auto.__name__}: {exc}{hint}") from exc
+        return loaded, AutoTokenizer.from_pretrained(path), {"source": shown}
     if "gguf" in model:
         path = gguf_path(model["gguf"], ctx.spec_root)
         source = f"gguf {model['gguf'].get('path') or model['gguf']['file']}"
