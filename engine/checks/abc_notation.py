@@ -1,0 +1,82 @@
+"""abc: is each sample a usable tune in ABC notation?
+
+Per sample (the prompt and its completion, as the tune starts in the prompt):
+  parses         music21's ABC parser reads it into a score with at least one note
+  has_headers    it has the X:, M:, L: and K: header fields
+  complete_bars  every bar but the first (a pickup) and the last is exactly as long as the metre says
+and the pitch-class entropy (bits, of 12 classes) of the samples against that of the training tunes.
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+
+REQUIRED = ("X", "M", "L", "K")
+
+
+def headers(text: str) -> set[str]:
+    return {m.group(1) for m in re.finditer(r"(?m)^([A-Z]):", text)}
+
+
+def parse(text: str):
+    """A music21 score, or None when the text is not valid ABC (or has no notes)."""
+    import warnings
+
+    from music21 import converter
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            score = converter.parse(text, format="abc", forceSource=True)
+    except Exception:  # noqa: BLE001 - any parser failure means "does not parse"
+        return None
+    return score if len(score.flatten().notes) else None
+
+
+def bars_complete(score) -> bool:
+    from music21 import meter, stream
+
+    for part in score.parts or [score]:
+        measures = list(part.getElementsByClass(stream.Measure))
+        for measure in measures[1:-1]:
+            signature = measure.getContextByClass(meter.TimeSignature)
+            if signature is None:
+                return False
+            if abs(measure.duration.quarterLength - signature.barDuration.quarterLength) > 1e-6:
+                return False
+    return True
+
+
+def pitch_classes(score) -> list[int]:
+    return [p.pitchClass for p in score.flatten().pitches]
+
+
+def entropy(classes: list[int]) -> float:
+    if not classes:
+        return 0.0
+    counts = [classes.count(c) for c in range(12)]
+    total = len(classes)
+    return -sum(c / total * math.log2(c / total) for c in counts if c)
+
+
+def check_tune(text: str) -> dict:
+    """Results for one text (used by the tests on hand-made tunes)."""
+    score = parse(text)
+    return {"parses": score is not None, "has_headers": set(REQUIRED) <= headers(text),
+            "complete_bars": score is not None and bars_complete(score),
+            "pitch_classes": pitch_classes(score) if score is not None else []}
+
+
+def run(samples: list[dict], context) -> dict:
+    results = [check_tune(s["prompt"] + s["completion"]) for s in samples]
+    for sample, result in zip(samples, results):
+        sample["abc"] = {k: v for k, v in result.items() if k != "pitch_classes"}
+    tunes = [t for t in re.split(r"(?m)^(?=X:)", context.training_text()) if t.startswith("X:")]
+    reference = random.Random(0).sample(tunes, min(200, len(tunes)))
+    corpus_classes = [c for t in reference for c in check_tune(t)["pitch_classes"]]
+    share = lambda key: sum(r[key] for r in results) / len(results) if results else 0.0  # noqa: E731
+    return {"abc_parse_rate": share("parses"), "abc_header_rate": share("has_headers"),
+            "abc_complete_bars_rate": share("complete_bars"),
+            "abc_pitch_entropy": entropy([c for r in results for c in r["pitch_classes"]]),
+            "abc_corpus_pitch_entropy": entropy(corpus_classes)}
