@@ -136,7 +136,31 @@ def show(args) -> int:
                             if not isinstance(v, (dict, list)))
         table.add_row(name, node["key"][:12], f"{node['wall_s']:.1f}s", metrics, node["output"] and _rel(Path(node["output"])) or "[red]not in store[/]")
     console.print(table)
+    for name, node in record["nodes"].items():
+        if "per_class" in node["metrics"]:
+            console.print(_class_table(name, node["metrics"]))
     return 0
+
+
+def _class_table(name: str, metrics: dict):
+    """Per-class precision/recall/F1 and the confusion matrix of a classification evaluation."""
+    from rich.table import Table
+
+    matrix = metrics.get("confusion_matrix", {})
+    labels = matrix.get("labels", list(metrics["per_class"]))
+    rows = matrix.get("rows_true_columns_predicted")
+    table = Table(title=f"{name}: per class (rows: true class; columns: predicted)", title_justify="left", header_style="bold")
+    for column in ["class", "precision", "recall", "f1", "support"] + (labels if rows else []):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for i, label in enumerate(labels):
+        row = metrics["per_class"][label]
+        cells = [label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"])]
+        table.add_row(*cells, *([str(v) for v in rows[i]] if rows else []))
+    if "majority_accuracy" in metrics:
+        table.caption = (f"accuracy {metrics.get('accuracy', float('nan')):.3f}, macro-F1 {metrics.get('macro_f1', float('nan')):.3f}; "
+                         f"majority class {metrics['majority_class']!r}: accuracy {metrics['majority_accuracy']:.3f}, "
+                         f"macro-F1 {metrics['majority_macro_f1']:.3f}")
+    return table
 
 
 def _rel(path: Path) -> str:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from engine.spec import FrozenDict
+from engine.spec import FrozenDict, dotted_get
 
 
 class ProgressBar(Protocol):
@@ -31,12 +31,7 @@ class StageContext:
     progress: Callable[..., ProgressBar] | None = None  # progress(total, description) -> bar
 
     def get(self, dotted: str, default: Any = None) -> Any:
-        node: Any = self.params
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
+        return dotted_get(self.params, dotted, default)
 
     def bar(self, total: float | None, description: str) -> ProgressBar:
         if self.progress is None:

@@ -75,15 +75,10 @@ def flatten(value, prefix: str = "") -> dict[str, object]:
 
 
 def show_value(value: object) -> str:
-    if value is MISSING or value == MISSING:
-        return "(absent)"
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    return str(value)
+    """A changed value for a diff table; `(absent)` where one side lacks the field."""
+    from engine.spec.validate import show_value as spec_value
+
+    return "(absent)" if value is MISSING or value == MISSING else spec_value(value)
 
 
 def headline_metrics(record: dict | None) -> dict[str, float]:

@@ -52,6 +52,16 @@ def thaw(value: Any) -> Any:
     return value
 
 
+def dotted_get(tree: Any, dotted: str, default: Any = None) -> Any:
+    """`tree["train"]["learning_rate"]` for "train.learning_rate"; `default` when any part is absent."""
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
 @dataclass(frozen=True)
 class Spec:
     """A validated spec with every default written in. This, and only this, is what stages read."""
@@ -71,12 +81,7 @@ class Spec:
 
     def get(self, dotted: str, default: Any = None) -> Any:
         """`spec.get("train.learning_rate")`; `default` when any part is absent."""
-        node: Any = self.tree
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
+        return dotted_get(self.tree, dotted, default)
 
     def has(self, dotted: str) -> bool:
         marker = object()

@@ -59,7 +59,8 @@ def _problem(path: tuple, message: str, places, fallback_file, at_key=False) -> 
     return Problem(file, line, col, json_path(path), message)
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A value as a person reads it in a spec: strings quoted, `true`/`false`/`null`."""
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, bool):
@@ -144,23 +145,23 @@ def _explain(error: ValidationError, places, fallback_file, task: str = "causal-
         if isinstance(value, str):
             close = difflib.get_close_matches(value, [str(a) for a in allowed], n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]}?)" if close else ""
-        return here(f"must be one of: {', '.join(_show(a) for a in allowed)} (got {_show(value)}){hint}")
+        return here(f"must be one of: {', '.join(show_value(a) for a in allowed)} (got {show_value(value)}){hint}")
     if kind == "const":
         if path == ("spec_version",):
-            return here(f"unsupported spec_version {_show(value)}: this engine reads spec_version {error.validator_value}")
-        return here(f"must be {_show(error.validator_value)} (got {_show(value)})")
+            return here(f"unsupported spec_version {show_value(value)}: this engine reads spec_version {error.validator_value}")
+        return here(f"must be {show_value(error.validator_value)} (got {show_value(value)})")
     if kind == "type":
         wanted = error.validator_value
         wanted = [wanted] if isinstance(wanted, str) else wanted
-        got = "null" if value is None else f"{_type_of(value)} {_show(value)}"
+        got = "null" if value is None else f"{_type_of(value)} {show_value(value)}"
         return here(f"must be {' or '.join(_TYPE_NAMES[t] for t in wanted)} (got {got})")
     bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
     if kind in bounds:
-        return here(f"must be {bounds[kind]} {error.validator_value} (got {_show(value)})")
+        return here(f"must be {bounds[kind]} {error.validator_value} (got {show_value(value)})")
     if kind == "pattern":
         if path == ("name",):
-            return here(f"must be lower-case letters, digits and dashes, starting with a letter or digit (got {_show(value)})")
-        return here(f"must match the pattern {error.validator_value} (got {_show(value)})")
+            return here(f"must be lower-case letters, digits and dashes, starting with a letter or digit (got {show_value(value)})")
+        return here(f"must match the pattern {error.validator_value} (got {show_value(value)})")
     if kind in ("minItems", "maxItems"):
         return here(f"must have {'at least' if kind == 'minItems' else 'at most'} {error.validator_value} item(s)")
     if kind in ("minLength", "maxLength"):
@@ -211,14 +212,14 @@ def _explain_one_of(error: ValidationError, path: tuple, places, fallback_file, 
                 out.extend(_explain(sub, places, fallback_file, task))
             return out
     shapes = [shape for alt in alternatives for shape in _shapes(alt)]
-    return [_problem(path, f"must be {' or '.join(shapes) or 'one of the allowed forms'} (got {_show(value)})", places, fallback_file)]
+    return [_problem(path, f"must be {' or '.join(shapes) or 'one of the allowed forms'} (got {show_value(value)})", places, fallback_file)]
 
 
 def _shapes(alt: dict) -> list[str]:
     """How a person would name the forms a schema allows: `a string`, `a list of strings`."""
     alt = spec_schema.deref(alt)
     if "enum" in alt:
-        return ["one of " + ", ".join(_show(a) for a in alt["enum"])]
+        return ["one of " + ", ".join(show_value(a) for a in alt["enum"])]
     if alt.get("type") == "array":
         items = spec_schema.deref(alt.get("items", {}))
         return ["a list" + (f" of {items['type']}s" if "type" in items else "")]
