@@ -338,3 +338,15 @@ def test_cached_run_and_plan_import_no_heavy_library(project, command):
     out = subprocess.run([sys.executable, "-c", IMPORT_CHECK, command, "spec.yaml"], cwd=project,
                          capture_output=True, text=True, env={**os.environ})
     assert "EXIT 0 HEAVY none" in out.stdout, out.stdout + out.stderr
+
+
+def test_ctrl_c_exits_130_and_leaves_no_entry(project, tmp_path):
+    mark = tmp_path / "train-started"
+    proc = _engine(project, FAKE_SLOW="train", FAKE_MARK=str(mark))
+    _wait_for(mark)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 130
+    assert "interrupted" in proc.stderr.read()
+    entries = [json.loads(m.read_text())["node"] for m in (tmp_path / "store" / "store").rglob("manifest.json")]
+    assert sorted(entries) == ["data", "model"]
+    assert not list((tmp_path / "store" / "tmp").iterdir())

@@ -16,7 +16,7 @@ from engine.core.context import ProgressBar, StageContext
 from engine.core.digests import DigestCache
 from engine.core.graph import Graph
 from engine.core.payload import key_of
-from engine.core.plan import CACHED, RUN, Step, compute_payload
+from engine.core.plan import CACHED, Step, compute_payload
 from engine.core.store import Entry, Store
 from engine.errors import EngineError
 from engine.stages import STAGES
@@ -53,7 +53,6 @@ def run_plan(graph: Graph, steps: list[Step], store: Store, digests: DigestCache
              options: dict | None = None) -> RunResult:
     """Execute the RUN steps of a plan; see module docstring."""
     result = RunResult()
-    spec = graph.spec
     keys = {s.node.name: s.key for s in steps if s.key}
     for step in steps:
         name = step.node.name
