@@ -156,12 +156,13 @@ def _md(text: str) -> str:
 
 def _rich(label_a, label_b, changes, metrics_a, metrics_b) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from engine.review.changes import show_value
 
     console = Console(highlight=False)
-    console.print(f"[bold]{label_a}[/] → [bold]{label_b}[/]")
+    console.print(f"[bold]{escape(label_a)}[/] → [bold]{escape(label_b)}[/]")
     if changes.empty:
         console.print("[green]no change to the resolved spec[/]: every stage stays cached")
     else:
@@ -169,19 +170,20 @@ def _rich(label_a, label_b, changes, metrics_a, metrics_b) -> None:
         for column in ("field", "before", "after", "reruns"):
             table.add_column(column)
         for c in changes.fields:
-            table.add_row(c.path, show_value(c.old), show_value(c.new), ", ".join(c.reruns) or "[dim]nothing[/]")
+            table.add_row(escape(c.path), escape(show_value(c.old)), escape(show_value(c.new)),
+                          escape(", ".join(c.reruns)) or "[dim]nothing[/]")
         console.print(table)
         for title, names in (("new stages", changes.added), ("removed stages", changes.removed)):
             if names:
-                console.print(f"{title}: {', '.join(names)}")
-        console.print(f"[green]stays cached[/]: {', '.join(changes.cached) or 'nothing'}")
+                console.print(f"{title}: {escape(', '.join(names))}")
+        console.print(f"[green]stays cached[/]: {escape(', '.join(changes.cached)) or 'nothing'}")
     rows = _metric_rows(metrics_a, metrics_b)
     if rows:
         table = Table(box=None, header_style="bold", title="metrics (from the records)", title_justify="left")
         for column in ("metric", "before", "after", "change"):
             table.add_column(column)
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*map(escape, row))
         console.print(table)
 
 
@@ -220,12 +222,13 @@ def compare(args) -> int:
             print("| " + " | ".join(row) + " |")
     else:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(header_style="bold")
         for column in header:
             table.add_column(column)
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*map(escape, row))
         Console(highlight=False).print(table)
     return 0

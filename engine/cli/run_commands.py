@@ -55,6 +55,7 @@ def plan_as_json(steps) -> list[dict]:
 
 def print_plan(steps, stream=None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
@@ -64,7 +65,7 @@ def print_plan(steps, stream=None) -> None:
     table.add_column("why")
     for s in steps:
         style = "green" if s.action == "cached" else "cyan"
-        table.add_row(s.node.name, f"[{style}]{s.action}[/]", (s.key or "pending")[:12], "; ".join(s.reasons))
+        table.add_row(escape(s.node.name), f"[{style}]{s.action}[/]", (s.key or "pending")[:12], escape("; ".join(s.reasons)))
     Console(file=stream or sys.stdout, highlight=False).print(table)
 
 
@@ -109,6 +110,7 @@ def run(args) -> int:
 
 def show(args) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from engine.core.record import read_record, record_path
@@ -134,7 +136,8 @@ def show(args) -> int:
     for name, node in record["nodes"].items():
         metrics = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in node["metrics"].items()
                             if not isinstance(v, (dict, list)))
-        table.add_row(name, node["key"][:12], f"{node['wall_s']:.1f}s", metrics, node["output"] and _rel(Path(node["output"])) or "[red]not in store[/]")
+        output = escape(_rel(Path(node["output"]))) if node["output"] else "[red]not in store[/]"
+        table.add_row(escape(name), node["key"][:12], f"{node['wall_s']:.1f}s", escape(metrics), output)
     console.print(table)
     for name, node in record["nodes"].items():
         if "per_class" in node["metrics"]:
@@ -149,12 +152,14 @@ def _class_table(name: str, metrics: dict):
     matrix = metrics.get("confusion_matrix", {})
     labels = matrix.get("labels", list(metrics["per_class"]))
     rows = matrix.get("rows_true_columns_predicted")
-    table = Table(title=f"{name}: per class (rows: true class; columns: predicted)", title_justify="left", header_style="bold")
+    from rich.markup import escape
+
+    table = Table(title=f"{escape(name)}: per class (rows: true class; columns: predicted)", title_justify="left", header_style="bold")
     for column in ["class", "precision", "recall", "f1", "support"] + (labels if rows else []):
         table.add_column(column, justify="left" if column == "class" else "right")
     for i, label in enumerate(labels):
         row = metrics["per_class"][label]
-        cells = [label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"])]
+        cells = [escape(label), f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"])]
         table.add_row(*cells, *([str(v) for v in rows[i]] if rows else []))
     if "majority_accuracy" in metrics:
         table.caption = (f"accuracy {metrics.get('accuracy', float('nan')):.3f}, macro-F1 {metrics.get('macro_f1', float('nan')):.3f}; "

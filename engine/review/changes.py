@@ -76,9 +76,15 @@ def flatten(value, prefix: str = "") -> dict[str, object]:
 
 def show_value(value: object) -> str:
     """A changed value for a diff table; `(absent)` where one side lacks the field."""
+    import json
+
     from engine.spec.validate import show_value as spec_value
 
-    return "(absent)" if value is MISSING or value == MISSING else spec_value(value)
+    if value is MISSING or value == MISSING:
+        return "(absent)"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return spec_value(value)
 
 
 def headline_metrics(record: dict | None) -> dict[str, float]:
