@@ -85,6 +85,7 @@ def test_copy_span_finds_copied_and_fresh_samples(tmp_path):
     copying.build_index(corpus, tmp_path)
     index = copying.Index(tmp_path)
     assert index.longest_span(list(range(120, 180))) == 60  # copied verbatim
+    assert type(index.longest_span(list(range(120, 180)))) is int  # JSON-serialisable
     assert index.longest_span([1, 2, 3] + list(range(150, 162)) + [7, 7]) == 12  # a copied piece inside
     assert index.longest_span(list(range(1000, 1060))) == 0  # fresh
     assert index.longest_span(list(range(195, 200)) + list(range(300, 303))) == 0  # under 8 tokens: not measured

@@ -76,7 +76,7 @@ class Index:
             for p in self.positions[lo[i]:min(hi[i], lo[i] + MAX_CANDIDATES)]:
                 limit = min(len(sample) - i, len(self.corpus) - p)
                 same = sample[i:i + limit] == self.corpus[p:p + limit]
-                run = limit if same.all() else int(np.argmin(same))
+                run = int(limit) if same.all() else int(np.argmin(same))
                 best = max(best, run)
         return best
 

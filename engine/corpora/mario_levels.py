@@ -46,8 +46,12 @@ def from_columns(text: str) -> list[str]:
     return ["".join(col[ROWS - 1 - r] for col in columns) for r in range(ROWS)]
 
 
+SEGMENT = 200  # columns; `data.split.by: segment` keeps overlapping windows out of different splits
+
+
 def records(source: dict) -> Iterator[tuple[dict, str]]:
     width, stride = source.get("width", 50), source.get("stride", 25)
     rows = grid(files(source)[0])
     for start in range(0, len(rows[0]) - width + 1, stride):
-        yield {"start": start, "width": width, "text": to_columns(rows, start, width)}, f"mario-levels columns {start}-{start + width}"
+        fields = {"start": start, "width": width, "segment": start // SEGMENT, "text": to_columns(rows, start, width)}
+        yield fields, f"mario-levels columns {start}-{start + width}"
