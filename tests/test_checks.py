@@ -124,3 +124,12 @@ def test_play_format():
     assert play_format.analyse(good) == {"follows_format": True, "turns": 2, "lines_per_turn": 1.0}
     assert not play_format.analyse(bad)["follows_format"]
     assert not play_format.analyse("**VIOLA**\n**Captain**\nHello\n")["follows_format"]  # a turn without speech
+    prose = "**VIOLA**  \n" + "The forest is a place of love, where the past is intertwined with the present, and more. " * 2
+    assert not play_format.analyse(prose)["follows_format"]  # one speaker and a paragraph: not a scene
+
+
+def test_play_format_accepts_every_corpus_scene():
+    from engine.corpora import shakespeare
+
+    (path,) = shakespeare.play_files(plays=("twelfth-night",))
+    assert all(play_format.analyse(scene["text"])["follows_format"] for scene in shakespeare.scenes(path))

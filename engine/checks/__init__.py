@@ -1,9 +1,9 @@
 """Evaluators of generated samples (`generate.checks`), for creative work.
 
-Each check module has `run(samples, context) -> dict` of metrics; `samples` are the rows of
-samples.jsonl (prompt, completion, token ids) and `context` gives the tokenizer, the training
-texts and the copy index. Checks are pure functions of their inputs, so they live in the
-generate stage's key through `generate.checks`.
+Each check module has `VERSION` and `run(samples, context) -> dict` of metrics; `samples` are
+the rows of samples.jsonl (prompt, completion, token ids) and `context` gives the tokenizer, the
+training texts and the copy index. The generate stage's key holds `generate.checks` and each
+named check's VERSION, so changing how a check scores reruns it and nothing else.
 """
 from __future__ import annotations
 

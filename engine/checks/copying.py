@@ -8,6 +8,8 @@ shorter than 8 tokens are not measured (reported as 0).
 """
 from __future__ import annotations
 
+VERSION = 1  # bump when the same samples would get other results
+
 from pathlib import Path
 
 N = 8  # window length of the index; the shortest span it can see

@@ -1,6 +1,8 @@
 """distinct-n: the share of n-grams across all samples that are distinct (diversity; 1.0 = no repeats)."""
 from __future__ import annotations
 
+VERSION = 1  # bump when the same samples would get other results
+
 
 def distinct_n(sequences: list[list[int]], n: int) -> float:
     grams = [tuple(seq[i:i + n]) for seq in sequences for i in range(len(seq) - n + 1)]

@@ -14,6 +14,8 @@ A sample (prompt + completion) is read as columns, one per line, each 14 tiles b
 """
 from __future__ import annotations
 
+VERSION = 1  # bump when the same samples would get other results
+
 from collections import deque
 
 ROWS = 14

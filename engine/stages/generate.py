@@ -17,9 +17,13 @@ def reads(spec) -> tuple[str, ...]:
     return fields + (() if spec.has("generate.seed") else ("seed",))  # `baseline` only adds a node
 
 
-
 def inputs(spec) -> dict:
-    return {}  # reads only upstream outputs
+    """The checks' own versions: changing how a check scores samples reruns generation's checks."""
+    from engine.checks import CHECKS
+    from engine.core.payload import Known
+
+    return {f"check {name}": Known(f"version {CHECKS[name].VERSION}") for name in spec.get("generate.checks")}
+
 
 def run(ctx) -> dict:
     from engine.stages.loading import quiet_libraries
