@@ -34,6 +34,11 @@ def test_abc_invalid_tune():
     assert not result["complete_bars"]
 
 
+def test_abc_two_tunes_are_judged_by_the_first():
+    result = abc_notation.check_tune(VALID_TUNE + "\n" + VALID_TUNE.replace("X:1", "X:2"))
+    assert result["parses"] and result["complete_bars"] and len(result["pitch_classes"]) == 52
+
+
 def test_abc_garbage_does_not_parse():
     assert not abc_notation.check_tune("this is not music at all")["parses"]
 

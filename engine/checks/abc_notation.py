@@ -8,7 +8,7 @@ and the pitch-class entropy (bits, of 12 classes) of the samples against that of
 """
 from __future__ import annotations
 
-VERSION = 1  # bump when the same samples would get other results
+VERSION = 2  # (2: a text with several tunes is judged by its first) bump when the same samples would get other results
 
 import math
 import random
@@ -27,13 +27,17 @@ def parse(text: str):
 
     from music21 import converter
 
+    from music21 import stream
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             score = converter.parse(text, format="abc", forceSource=True)
+            if isinstance(score, stream.Opus):  # the text holds several tunes: judge the first
+                score = score.scores[0] if score.scores else None
+            return score if score is not None and len(score.flatten().notes) else None
     except Exception:  # noqa: BLE001 - any parser failure means "does not parse"
         return None
-    return score if len(score.flatten().notes) else None
 
 
 def bars_complete(score) -> bool:
