@@ -79,10 +79,17 @@ def test_unknown_tile_is_not_well_formed():
 
 
 def test_level_run_reads_prompt_plus_completion_and_ignores_cut_line():
-    sample = {"prompt": "\n".join([column()] * 3) + "\n", "completion": "\n".join([column()] * 3) + "\nXX--"}
+    sample = {"prompt": "\n".join([column()] * 3) + "\n", "completion": "\n".join([column()] * 9) + "\nXX--"}
     out = levels.run([sample], None)
     assert out == {"level_well_formed_rate": 1.0, "level_playable_rate": 1.0}
-    assert sample["level"]["columns"] == 6
+    assert sample["level"]["columns"] == 12
+
+
+def test_level_needs_new_columns_and_rejects_garbage():
+    prompt = "\n".join([column()] * 4) + "\n"
+    short = {"prompt": prompt, "completion": "\n".join([column()] * 3) + "\n"}  # only 3 new columns
+    garbage = {"prompt": prompt, "completion": "\\SSSSxxd<[[XxxEXXXXXXXXXXXXx-?--xxEXXXX"}  # no column at all
+    assert levels.run([short, garbage], None) == {"level_well_formed_rate": 0.0, "level_playable_rate": 0.0}
 
 
 def test_copy_span_finds_copied_and_fresh_samples(tmp_path):

@@ -1,8 +1,9 @@
 """level: is each sample a well-formed, playable Super Mario Bros level?
 
 A sample (prompt + completion) is read as columns, one per line, each 14 tiles bottom to top
-(the serialisation of the mario-levels corpus). An unfinished last line is ignored.
-  well_formed  at least 2 columns, every column exactly 14 known tiles
+(the serialisation of the mario-levels corpus). A last line of fewer than 14 known tiles is a
+column cut by the token limit and is ignored; anything else on a line is judged.
+  well_formed  the completion adds at least 8 columns, and every column is exactly 14 known tiles
   playable     a path exists from the left edge to the right edge under these movement rules:
                Mario takes one tile and stands on an empty tile (sky `-`, coin `o`, path `x`,
                enemy `E`) that has a solid tile below it (ground `X`, brick `S`, blocks `?` `Q`,
@@ -14,7 +15,7 @@ A sample (prompt + completion) is read as columns, one per line, each 14 tiles b
 """
 from __future__ import annotations
 
-VERSION = 1  # bump when the same samples would get other results
+VERSION = 2  # (2: at least 8 new columns; garbage on the last line counts) bump when the same samples would get other results
 
 from collections import deque
 
@@ -23,17 +24,18 @@ EMPTY = set("-oxE")
 SOLID = set("XS?Q<>[]Bb")
 TILES = EMPTY | SOLID
 JUMP_UP, JUMP_ACROSS = 4, 4
+MIN_NEW_COLUMNS = 8
 
 
 def columns(text: str) -> list[str]:
     lines = [line for line in text.splitlines() if line.strip()]
-    if lines and len(lines[-1]) != ROWS:
+    if lines and len(lines[-1]) < ROWS and set(lines[-1]) <= TILES:
         lines = lines[:-1]  # generation stopped mid-column
     return lines
 
 
-def well_formed(cols: list[str]) -> bool:
-    return len(cols) >= 2 and all(len(c) == ROWS and set(c) <= TILES for c in cols)
+def well_formed(cols: list[str], minimum: int = 2) -> bool:
+    return len(cols) >= minimum and all(len(c) == ROWS and set(c) <= TILES for c in cols)
 
 
 def standing_places(cols: list[str]) -> list[set[int]]:
@@ -66,7 +68,8 @@ def run(samples: list[dict], context) -> dict:
     results = []
     for sample in samples:
         cols = columns(sample["prompt"] + sample["completion"])
-        result = {"well_formed": well_formed(cols), "playable": playable(cols), "columns": len(cols)}
+        formed = well_formed(cols, len(columns(sample["prompt"])) + MIN_NEW_COLUMNS)
+        result = {"well_formed": formed, "playable": formed and playable(cols), "columns": len(cols)}
         sample["level"] = result
         results.append(result)
     n = len(results) or 1
