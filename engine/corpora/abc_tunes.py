@@ -16,6 +16,7 @@ from engine.packaged import Packaged
 PACKAGE = Packaged("music21", "music21", "corpus")
 COLLECTIONS = ("airdsAirs", "essenFolksong", "josquin", "miscFolk", "nottingham-dataset", "oneills1850", "ryansMammoth")
 HEADER = re.compile(r"^([A-Za-z]):\s*(.*)$")
+MUSICAL = set("XTMLKPVQ")  # header fields that describe the music; B:, N:, Z:, S:... are about the source
 
 
 def files(source: dict) -> list[Path]:
@@ -25,7 +26,9 @@ def files(source: dict) -> list[Path]:
 
 
 def tunes(path: Path) -> Iterator[dict]:
-    """Records of one file: collection, number (X), title (T), meter (M), length (L), key (K), text."""
+    """Records of one file: collection, number (X), title (T), meter (M), length (L), key (K),
+    text (the tune as written) and music (the tune without the bibliographic header lines:
+    source, notes, transcriber, which carry names and e-mail addresses rather than music)."""
     text = path.read_text(encoding="utf-8", errors="replace")
     blocks = re.split(r"(?m)^(?=X:)", text)
     for block in blocks:
@@ -33,15 +36,19 @@ def tunes(path: Path) -> Iterator[dict]:
         if not block.startswith("X:"):
             continue
         fields: dict[str, str] = {}
+        music: list[str] = []
+        in_header = True
         for line in block.splitlines():
-            match = HEADER.match(line)
+            match = HEADER.match(line) if in_header else None
             if match and match.group(1) not in fields:
                 fields[match.group(1)] = match.group(2).strip()
+            if not match or match.group(1) in MUSICAL:
+                music.append(line)
             if line.startswith("K:"):
-                break  # the header ends with the key
+                in_header = False  # the header ends with the key
         yield {"collection": path.parent.name, "file": path.stem, "number": fields.get("X", ""),
                "title": fields.get("T", ""), "meter": fields.get("M", ""), "length": fields.get("L", ""),
-               "key": fields.get("K", ""), "text": block}
+               "key": fields.get("K", ""), "text": block, "music": "\n".join(music)}
 
 
 def records(source: dict) -> Iterator[tuple[dict, str]]:
