@@ -39,6 +39,11 @@ def test_abc_two_tunes_are_judged_by_the_first():
     assert result["parses"] and result["complete_bars"] and len(result["pitch_classes"]) == 52
 
 
+def test_abc_too_few_bars_cannot_be_complete():
+    result = abc_notation.check_tune("X:3\nT:Short\nM:4/4\nL:1/8\nK:G\nGABc dedB|]\n")
+    assert result["parses"] and not result["complete_bars"]
+
+
 def test_abc_garbage_does_not_parse():
     assert not abc_notation.check_tune("this is not music at all")["parses"]
 
