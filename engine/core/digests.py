@@ -50,14 +50,14 @@ class DigestCache:
 
     def of(self, path: str | Path) -> str:
         """Digest of a file or a directory."""
-        real = os.path.abspath(path)
+        real = path if isinstance(path, str) and os.path.isabs(path) else os.path.abspath(path)
         st = os.stat(real)
         return self.tree(Path(real)) if stat.S_ISDIR(st.st_mode) else self.file(real, st)
 
     def file(self, path: str | Path, st: os.stat_result | None = None) -> str:
         """Digest of one file."""
-        real = os.path.abspath(path)  # stat follows symlinks; the cache is keyed by the path given
-        st = st or os.stat(real)
+        real = path if isinstance(path, str) and os.path.isabs(path) else os.path.abspath(path)
+        st = st or os.stat(real)  # follows symlinks; the cache is keyed by the path given
         stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         known = self._load().get(real)
         if known and not self.rehash and tuple(known[:4]) == stamp:

@@ -6,6 +6,7 @@ record number; `datasets` takes over for tokenization and storage.
 from __future__ import annotations
 
 import csv
+import fnmatch
 import glob
 import json
 import os
@@ -43,15 +44,29 @@ def source_files(source: dict, root: Path, place=None) -> dict[str, list[str]]:
         patterns = [patterns] if isinstance(patterns, str) else list(patterns)
         found: list[str] = []
         for pattern in patterns:
-            full = os.path.join(root, pattern)
-            names = sorted(glob.glob(full, recursive=True)) if glob.has_magic(pattern) else [full]
-            matches = [name for name in names if os.path.isfile(name)]
+            matches = _expand(os.path.join(root, pattern))
             if not matches:
                 what = "no file matches" if glob.has_magic(pattern) else "data file not found:"
                 raise _located(place, f"{what} {pattern} (looked in {root})")
             found.extend(matches)
         out[split] = found
     return out
+
+
+def _expand(pattern: str) -> list[str]:
+    """Files matching a path or glob, sorted. A pattern with magic only in its last part is read
+    with one scandir (file types from the directory listing, no stat per file)."""
+    if not glob.has_magic(pattern):
+        return [pattern] if os.path.isfile(pattern) else []
+    folder, last = os.path.split(pattern)
+    if glob.has_magic(folder) or "**" in last:
+        return sorted(name for name in glob.glob(pattern, recursive=True) if os.path.isfile(name))
+    try:
+        with os.scandir(folder) as entries:
+            names = [e.path for e in entries if fnmatch.fnmatchcase(e.name, last) and not e.name.startswith(".") and e.is_file()]
+    except OSError:
+        return []
+    return sorted(names)
 
 
 def read_file(path: Path, fmt: str, txt_unit: str, label: str) -> list[Record]:
