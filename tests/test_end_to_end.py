@@ -206,3 +206,19 @@ def test_checks_and_baseline_nodes(project, tmp_path):
     assert nodes["generate[baseline]"]["payload"]["upstream"].keys() == {"model", "data", "copy-index"}
     samples = (entry_out(tmp_path, nodes["generate"]["key"]) / "samples.jsonl").read_text().splitlines()
     assert all("copy_span" in json.loads(s) for s in samples)
+
+
+def test_early_stopping_stops_before_max_steps(project):
+    spec = spec_text(PATH_MODEL).replace("max_steps: 6", "max_steps: 40").replace("eval_every: 3", "eval_every: 2") \
+        .replace("  precision: fp32", "  precision: fp32\n  early_stopping: {patience: 1, min_delta: 100}")
+    (project / "spec.yaml").write_text(spec)
+    assert main(["run", "spec.yaml", "--until", "train"]) == 0
+    steps = record(project)["nodes"]["train"]["metrics"]["steps"]
+    assert steps == 4  # eval at 2 sets the best; at 4 no improvement of 100: patience 1 is spent
+
+
+def test_early_stopping_needs_eval_every(project, capsys):
+    spec = spec_text(PATH_MODEL).replace("  eval_every: 3\n", "").replace("  precision: fp32", "  precision: fp32\n  early_stopping: {patience: 2}")
+    (project / "spec.yaml").write_text(spec)
+    assert main(["run", "spec.yaml", "--until", "train"]) == 1
+    assert "train.early_stopping needs train.eval_every" in capsys.readouterr().err

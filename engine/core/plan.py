@@ -6,6 +6,7 @@ digests, and writes nothing but the digest cache.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from engine.core.digests import DigestCache
 from engine.core.graph import Graph, Node
 from engine.core.payload import Known, key_of, library_versions, make_payload
