@@ -113,6 +113,7 @@ def show(args) -> int:
     from rich.markup import escape
     from rich.table import Table
 
+    from engine.core.graph import resolve
     from engine.core.record import read_record, record_path
     from engine.core.store import Store, default_root
     from engine.spec import load_spec
@@ -133,13 +134,15 @@ def show(args) -> int:
     table = Table(box=None, header_style="bold")
     for column in ("stage", "key", "wall", "metrics", "output"):
         table.add_column(column)
-    for name, node in record["nodes"].items():
+    order = {name: i for i, name in enumerate(resolve(spec).order)}  # pipeline order, not alphabetical
+    nodes = sorted(record["nodes"].items(), key=lambda item: order.get(item[0], len(order)))
+    for name, node in nodes:
         metrics = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in node["metrics"].items()
                             if not isinstance(v, (dict, list)))
         output = escape(_rel(Path(node["output"]))) if node["output"] else "[red]not in store[/]"
         table.add_row(escape(name), node["key"][:12], f"{node['wall_s']:.1f}s", escape(metrics), output)
     console.print(table)
-    for name, node in record["nodes"].items():
+    for name, node in nodes:
         if "per_class" in node["metrics"]:
             console.print(_class_table(name, node["metrics"]))
     return 0
