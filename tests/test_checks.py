@@ -150,3 +150,14 @@ def test_play_format_accepts_every_corpus_scene():
 
     (path,) = shakespeare.play_files(plays=("twelfth-night",))
     assert all(play_format.analyse(scene["text"])["follows_format"] for scene in shakespeare.scenes(path))
+
+
+def test_abc_reference_uses_separate_training_tunes():
+    class Context:
+        def training_texts(self):
+            return [VALID_TUNE, VALID_TUNE.replace("X:1", "X:7")]
+
+    samples = [{"prompt": "", "completion": VALID_TUNE}]
+    out = abc_notation.run(samples, Context())
+    assert out["abc_parse_rate"] == 1.0 and out["abc_complete_bars_rate"] == 1.0
+    assert out["abc_corpus_pitch_entropy"] == pytest.approx(out["abc_pitch_entropy"])

@@ -10,7 +10,7 @@ tunes drawn with a fixed seed.
 """
 from __future__ import annotations
 
-VERSION = 3  # (2: several tunes judged by the first; 3: complete bars need 3+ bars, 60 reference tunes) bump when the same samples would get other results
+VERSION = 4  # (2: several tunes judged by the first; 3: 3+ bars, 60 reference tunes; 4: tunes split at end-of-text) bump when the same samples would get other results
 
 import math
 import random
@@ -83,7 +83,8 @@ def run(samples: list[dict], context) -> dict:
     results = [check_tune(s["prompt"] + s["completion"]) for s in samples]
     for sample, result in zip(samples, results):
         sample["abc"] = {k: v for k, v in result.items() if k != "pitch_classes"}
-    tunes = [t for t in re.split(r"(?m)^(?=X:)", context.training_text()) if t.startswith("X:")]
+    tunes = [t.strip() for text in context.training_texts() for t in re.split(r"(?m)^(?=X:)", text.strip())
+             if t.startswith("X:")]
     reference = random.Random(0).sample(tunes, min(REFERENCE_TUNES, len(tunes)))
     corpus_classes = [c for t in reference for c in check_tune(t)["pitch_classes"]]
     share = lambda key: sum(r[key] for r in results) / len(results) if results else 0.0  # noqa: E731

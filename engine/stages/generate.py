@@ -83,11 +83,15 @@ class CheckContext:
 
         return Index(self.ctx.inputs["copy-index"])
 
-    def training_text(self) -> str:
+    def training_texts(self) -> list[str]:
+        """The texts of the training split, as the data stage tokenized them (packed blocks are
+        joined back and split at the end-of-text token)."""
         from datasets import load_from_disk
 
         train = load_from_disk(str(self.ctx.inputs["data"] / "dataset"))["train"]
-        return "".join(self.tokenizer.decode(ids) for ids in train["input_ids"])
+        stream = "".join(self.tokenizer.decode(ids) for ids in train["input_ids"])
+        eos = self.tokenizer.eos_token
+        return [t for t in (stream.split(eos) if eos else [stream]) if t.strip()]
 
 
 def run_checks(ctx, rows: list[dict], tokenizer) -> dict:
