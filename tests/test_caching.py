@@ -188,6 +188,7 @@ def test_force_and_until(project, capsys):
     assert steps["train"]["reasons"] == ["--force"] and steps["generate"]["action"] == "run"
     assert run("--force", "evaluate") == 0
     assert ran(project) == ["evaluate"]
+    assert not (Path(os.environ["ENGINE_STORE"]) / "corrupt").exists()  # a forced rebuild replaces, it is not damage
     assert main(["plan", "spec.yaml", "--until", "nope"]) == 2
 
 
@@ -350,3 +351,12 @@ def test_ctrl_c_exits_130_and_leaves_no_entry(project, tmp_path):
     entries = [json.loads(m.read_text())["node"] for m in (tmp_path / "store" / "store").rglob("manifest.json")]
     assert sorted(entries) == ["data", "model"]
     assert not list((tmp_path / "store" / "tmp").iterdir())
+
+
+def test_until_keeps_the_rest_of_the_record_unless_stale(project):
+    run()
+    assert run("--until", "data") == 0
+    assert set(json.loads((project / "spec.lock.json").read_text())["nodes"]) == {"model", "data", "train", "evaluate", "generate"}
+    (project / "data" / "b.txt").write_text("changed\n")
+    assert run("--until", "data") == 0
+    assert set(json.loads((project / "spec.lock.json").read_text())["nodes"]) == {"model", "data"}

@@ -161,3 +161,24 @@ def test_abc_reference_uses_separate_training_tunes():
     out = abc_notation.run(samples, Context())
     assert out["abc_parse_rate"] == 1.0 and out["abc_complete_bars_rate"] == 1.0
     assert out["abc_corpus_pitch_entropy"] == pytest.approx(out["abc_pitch_entropy"])
+
+
+def test_training_documents_join_packed_blocks(tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    from engine.stages.loading import training_documents
+
+    eos = 0
+    stream = list(range(1, 40)) + [eos] + list(range(50, 60)) + [eos]  # two texts, packed into blocks of 16
+    blocks = [stream[i:i + 16] for i in range(0, len(stream), 16)]
+    DatasetDict({"train": Dataset.from_dict({"input_ids": blocks})}).save_to_disk(str(tmp_path / "dataset"))
+    documents = training_documents(tmp_path, eos)
+    assert documents == [list(range(1, 40)) + [eos], list(range(50, 60)) + [eos]]
+    copying.build_index(documents, tmp_path)
+    assert copying.Index(tmp_path).longest_span(list(range(10, 30))) == 20  # crosses the block boundary at 16
+
+
+def test_copy_span_found_behind_many_repeats(tmp_path):
+    # tokens 1..19 occur in 200 short texts; only the last text goes on, to 59
+    copying.build_index([list(range(1, 20)) + [99]] * 200 + [list(range(1, 60))], tmp_path)
+    assert copying.Index(tmp_path).longest_span(list(range(1, 60))) == 59

@@ -1,20 +1,20 @@
 """copy: how much of each sample is copied verbatim from the training data, in tokens.
 
-The index is built once per data key (its own stage, `copy-index`): every 8-token window of the
-training split is hashed (64-bit polynomial hash) and the hashes sorted, with their positions.
+The index is built once per data key and tokenizer (its own stage, `copy-index`): every 8-token
+window of the training texts is hashed (64-bit polynomial hash) and the hashes sorted, with their positions.
 For a sample, each 8-token window found in the index is extended token by token against the
-corpus at each position it occurs (up to 64 positions), giving the longest shared span. Spans
-shorter than 8 tokens are not measured (reported as 0).
+corpus at every position it occurs (vectorised), giving the longest shared span. Spans shorter
+than 8 tokens are not measured (reported as 0).
 """
 from __future__ import annotations
 
-VERSION = 1  # bump when the same samples would get other results
+VERSION = 2  # (2: every candidate position extended, not the first 64) bump when the same samples would get other results
 
 from pathlib import Path
 
 N = 8  # window length of the index; the shortest span it can see
 BASE = 1_000_003
-MAX_CANDIDATES = 64
+MAX_CANDIDATES = 100_000  # corpus positions per window; repetitive corpora (level tiles) need many
 
 
 def window_hashes(tokens):
@@ -64,23 +64,34 @@ class Index:
         self.positions = np.load(folder / "positions.npy")
 
     def longest_span(self, tokens: list[int]) -> int:
-        """Length of the longest run of `tokens` that occurs verbatim in the corpus (0 if < N)."""
+        """Length of the longest run of `tokens` that occurs verbatim in the corpus (0 if < N).
+
+        For each sample position whose first N tokens hash into the index, every corpus position
+        with that hash (up to MAX_CANDIDATES) is extended at once, token by token, with numpy;
+        only candidates that also match at the current best length can beat it.
+        """
         import numpy as np
 
         sample = np.asarray(tokens, dtype=np.int64)
+        corpus, last = self.corpus, len(self.corpus) - 1
         best = 0
         hashes = window_hashes(sample.astype(np.uint64))
         lo = np.searchsorted(self.hashes, hashes, side="left")
         hi = np.searchsorted(self.hashes, hashes, side="right")
         for i in np.flatnonzero(hi > lo):
-            if len(sample) - i <= best:
+            room = len(sample) - i
+            if room <= best:
                 break
-            for p in self.positions[lo[i]:min(hi[i], lo[i] + MAX_CANDIDATES)]:
-                limit = min(len(sample) - i, len(self.corpus) - p)
-                same = sample[i:i + limit] == self.corpus[p:p + limit]
-                run = int(limit) if same.all() else int(np.argmin(same))
-                best = max(best, run)
-        return best
+            active = self.positions[lo[i]:min(hi[i], lo[i] + MAX_CANDIDATES)]
+            if best:  # to beat `best`, a candidate must also match at offset `best`
+                active = active[(active + best <= last) & (corpus[np.minimum(active + best, last)] == sample[i + best])]
+            length = 0
+            while active.size and length < room:
+                active = active[(active + length <= last) & (corpus[np.minimum(active + length, last)] == sample[i + length])]
+                if active.size:
+                    length += 1
+            best = max(best, length)
+        return int(best)
 
 
 def run(samples: list[dict], context) -> dict:

@@ -1,6 +1,7 @@
 """`engine diff` (what changed between two specs, and what it reruns) and `engine compare`."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ def register(sub) -> None:
                                    "REV:path against the working tree, or a path against HEAD.")
     p.add_argument("a", metavar="A", help="spec path, or REV:path (e.g. HEAD~1:specs/x.yaml)")
     p.add_argument("b", metavar="B", nargs="?", help="spec path or REV:path (default: A's path in the working tree)")
-    p.add_argument("git_args", nargs="*", help=argparse_suppress())
+    p.add_argument("git_args", nargs="*", help=argparse.SUPPRESS)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE", help="override a value on side B")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the changes as JSON")
@@ -31,12 +32,6 @@ def register(sub) -> None:
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=compare)
-
-
-def argparse_suppress():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def _load_side(source, overrides, side: str):
@@ -62,7 +57,7 @@ def _sides(args):
         def old_reader(p: Path) -> bytes:  # the old text at the spec's place; bases from the working tree
             return old_bytes if p.resolve() == path.resolve() else p.read_bytes()
 
-        a = _VirtualSource(path, "old", f"a/{rest[0]}", old_reader)
+        a = SpecSource(path, "old", f"a/{rest[0]}", read=old_reader)
         b = SpecSource(new_file.absolute() if str(new_file) != "/dev/null" else path, None, f"b/{rest[0]}")
         return a, b
     if args.git_args:
@@ -75,17 +70,6 @@ def _sides(args):
     else:
         a, b = parse_source(f"HEAD:{args.a}"), a
     return a, b
-
-
-class _VirtualSource:
-    def __init__(self, path, rev, label, read):
-        self.path, self.rev, self.label, self._read = path, rev, label, read
-
-    def reader(self):
-        return self._read
-
-    def record(self):
-        return None
 
 
 def diff(args) -> int:

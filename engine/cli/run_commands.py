@@ -44,8 +44,9 @@ def _prepare(args):
     store = Store(Path(args.store).resolve() if args.store else default_root(spec.root))
     graph = resolve(spec)
     digests = DigestCache(store.state_db, rehash=args.rehash)
-    steps = make_plan(graph, store, digests, read_record(spec.path), tuple(args.force), args.until)
-    return spec, store, graph, digests, steps
+    record = read_record(spec.path)
+    steps = make_plan(graph, store, digests, record, tuple(args.force), args.until)
+    return spec, store, graph, digests, steps, record
 
 
 def plan_as_json(steps) -> list[dict]:
@@ -70,7 +71,7 @@ def print_plan(steps, stream=None) -> None:
 
 
 def plan(args) -> int:
-    _, _, _, digests, steps = _prepare(args)
+    _, _, _, digests, steps, _ = _prepare(args)
     digests.save()
     if args.json:
         print(json.dumps(plan_as_json(steps), indent=2))
@@ -80,15 +81,15 @@ def plan(args) -> int:
 
 
 def run(args) -> int:
-    from engine.core.record import write_record
+    from engine.core.record import record_nodes, write_record
     from engine.core.reporter import ConsoleReporter
     from engine.core.runner import run_plan
 
-    spec, store, graph, digests, steps = _prepare(args)
+    spec, store, graph, digests, steps, record = _prepare(args)
     reporter = ConsoleReporter(quiet=False)
     result = run_plan(graph, steps, store, digests, reporter, {"trust_remote_code": args.trust_remote_code})
     if result.ok:
-        path = write_record(spec.path, spec.name, spec.get("seed"), result.entries)
+        path = write_record(spec.path, spec.name, spec.get("seed"), record_nodes(graph, result.entries, record), record)
         if not result.ran:
             reporter.say(f"nothing to do: every stage is cached (record {_rel(path)})", "note")
         else:

@@ -98,7 +98,7 @@ def resolve(spec: Spec) -> Graph:
         checks = spec.get("generate.checks")
         extra: tuple[str, ...] = ("data",) if checks else ()  # checks compare with the training data
         if "copy" in checks:
-            nodes.append(node(spec, "copy-index", "copy-index", ("data",)))
+            nodes.append(node(spec, "copy-index", "copy-index", ("data", "model"), {"model": "tokenizer"}))
             extra += ("copy-index",)
         nodes.append(node(spec, "generate", "generate", ("train", "model") + extra))
         if spec.get("generate.baseline"):

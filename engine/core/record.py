@@ -40,19 +40,30 @@ def node_record(entry) -> dict:
     }
 
 
-def write_record(spec_path: Path, spec_name: str, seed: int, entries: dict) -> Path:
-    """Write the record atomically; entries maps node name -> store Entry."""
-    old = read_record(spec_path)
-    if (old and old.get("spec") == spec_name and old.get("seed") == seed and old.get("engine") == __version__
-            and {n: v.get("key") for n, v in old.get("nodes", {}).items()} == {n: e.key for n, e in entries.items()}):
-        return record_path(spec_path)  # everything in it derives from these keys: unchanged
-    record = {
-        "spec": spec_name,
-        "engine": __version__,
-        "seed": seed,
-        "nodes": {name: node_record(entry) for name, entry in entries.items()},
-    }
+def record_nodes(graph, entries: dict, old: dict | None) -> dict[str, dict]:
+    """The nodes a record keeps after a run: those this run ran or found cached, plus earlier
+    records of nodes it did not reach (`--until`) whose upstream keys this run left unchanged.
+    A node downstream of a change is dropped rather than kept with stale numbers."""
+    nodes = {name: node_record(entry) for name, entry in entries.items()}
+    previous = (old or {}).get("nodes", {})
+    for name in graph.order:
+        if name in nodes or name not in previous:
+            continue
+        ancestors = graph.ancestors(name)
+        if all(previous.get(a, {}).get("key") == nodes[a]["key"] for a in ancestors if a in nodes) and \
+                all(a in nodes or a in previous for a in ancestors):
+            nodes[name] = previous[name]
+    return nodes
+
+
+def write_record(spec_path: Path, spec_name: str, seed: int, nodes: dict[str, dict], old: dict | None) -> Path:
+    """Write the record atomically (nodes as made by `record_nodes`; `old` is the record the run
+    started from); untouched if unchanged."""
     path = record_path(spec_path)
+    if (old and (old.get("spec"), old.get("seed"), old.get("engine")) == (spec_name, seed, __version__)
+            and {n: v.get("key") for n, v in old.get("nodes", {}).items()} == {n: v["key"] for n, v in nodes.items()}):
+        return path  # everything in it derives from these keys: unchanged, and no JSON to encode
+    record = {"spec": spec_name, "engine": __version__, "seed": seed, "nodes": nodes}
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return path

@@ -178,10 +178,14 @@ class Store:
         _fsync(manifest_path)
         target = self.entry_path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            self.quarantine(key, "replaced by a rebuild")
+        old = None
+        if target.exists():  # a forced rebuild: the old entry is replaced, not kept as damaged
+            old = self.root / "tmp" / f"replaced.{key}.{os.urandom(3).hex()}"
+            os.rename(target, old)
         os.rename(staging, target)
         _fsync_dir(target.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         return Entry(key, target, manifest)
 
     def quarantine(self, key: str, reason: str) -> Path | None:

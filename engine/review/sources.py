@@ -16,8 +16,11 @@ class SpecSource:
     path: Path  # where the file is (or would be) in the working tree; extends resolve from here
     rev: str | None  # git revision, or None for the working tree
     label: str  # how the user named it, for messages
+    read: Callable[[Path], bytes] | None = None  # given bytes (git's external-diff temp file); no record
 
     def reader(self) -> Callable[[Path], bytes] | None:
+        if self.read is not None:
+            return self.read
         if self.rev is None:
             return None
         rev, top = self.rev, repo_top(self.path.parent)
@@ -35,6 +38,8 @@ class SpecSource:
         """The run record beside the spec, from the same revision (None if there is none)."""
         from engine.core.record import record_path
 
+        if self.read is not None:
+            return None
         path = record_path(self.path)
         try:
             raw = self.reader()(path) if self.rev else path.read_bytes()

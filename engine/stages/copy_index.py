@@ -1,11 +1,12 @@
-"""Copy-index stage: hashed 8-token windows of the training split, for the `copy` check.
+"""Copy-index stage: hashed 8-token windows of the training texts, for the `copy` check.
 
-Built once per data key (it reads nothing from the spec but the data stage's output), so every
-generation from models trained on the same data shares it.
+Built once per data key and tokenizer (it reads nothing from the spec), so every generation from
+models trained on the same data shares it. The tokenizer gives the end-of-text token that
+separates the texts inside packed blocks.
 """
 from __future__ import annotations
 
-VERSION = 1
+VERSION = 2  # 2: indexes whole texts rebuilt from the blocks, not each block on its own
 LIBRARIES = ("numpy",)
 
 
@@ -21,11 +22,12 @@ def run(ctx) -> dict:
     from engine.stages.loading import quiet_libraries
 
     quiet_libraries()
-    from datasets import load_from_disk
+    from transformers import AutoTokenizer
 
     from engine.checks.copying import build_index
+    from engine.stages.loading import training_documents
 
-    train = load_from_disk(str(ctx.inputs["data"] / "dataset"))["train"]
-    facts = build_index(train["input_ids"], ctx.out)
+    eos = AutoTokenizer.from_pretrained(ctx.inputs["model"] / "model").eos_token_id
+    facts = build_index(training_documents(ctx.inputs["data"], eos), ctx.out)
     ctx.log(f"indexed {facts['windows']:,} windows of {facts['tokens']:,} training tokens")
     return {"facts": facts}

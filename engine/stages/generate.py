@@ -84,14 +84,11 @@ class CheckContext:
         return Index(self.ctx.inputs["copy-index"])
 
     def training_texts(self) -> list[str]:
-        """The texts of the training split, as the data stage tokenized them (packed blocks are
-        joined back and split at the end-of-text token)."""
-        from datasets import load_from_disk
+        """The texts of the training split, as the data stage tokenized them."""
+        from engine.stages.loading import training_documents
 
-        train = load_from_disk(str(self.ctx.inputs["data"] / "dataset"))["train"]
-        stream = "".join(self.tokenizer.decode(ids) for ids in train["input_ids"])
-        eos = self.tokenizer.eos_token
-        return [t for t in (stream.split(eos) if eos else [stream]) if t.strip()]
+        documents = training_documents(self.ctx.inputs["data"], self.tokenizer.eos_token_id)
+        return [text for text in (self.tokenizer.decode(doc, skip_special_tokens=True) for doc in documents) if text.strip()]
 
 
 def run_checks(ctx, rows: list[dict], tokenizer) -> dict:

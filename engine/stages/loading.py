@@ -80,6 +80,24 @@ class LabelCollator:
         return batch
 
 
+def training_documents(data_out: Path, eos_id: int | None) -> list[list[int]]:
+    """The training split's texts as token ids, as the data stage tokenized them.
+
+    Packing and cutting only split texts into blocks, in order, and every text ends with the
+    end-of-text token; so the blocks joined back and split after each end-of-text give the
+    texts again, and a span that crosses a block boundary is still one span.
+    """
+    from datasets import load_from_disk
+
+    documents: list[list[int]] = [[]]
+    for block in load_from_disk(str(data_out / "dataset"))["train"]["input_ids"]:
+        for token in block:
+            documents[-1].append(token)
+            if token == eos_id:
+                documents.append([])
+    return [doc for doc in documents if doc]
+
+
 def model_class(task: str):
     """The transformers auto class that puts the task's head on a model."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification

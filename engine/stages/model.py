@@ -119,9 +119,11 @@ def _load_pretrained(ctx, model: dict):
         return (auto.from_pretrained(model["hub"], dtype=dtype, **kwargs),
                 AutoTokenizer.from_pretrained(model["hub"], **kwargs), {"source": f"hub {model['hub']}", "revision": sha})
     builtin = BUILTIN_MODELS.get(model.get("builtin"))
-    if "path" in model or (builtin and builtin.locate(f"builtin model {model['builtin']}").is_dir()):
-        path = ctx.spec_root / model["path"] if "path" in model else builtin.locate(f"builtin model {model['builtin']}")
-        shown = f"path {model['path']}" if "path" in model else f"builtin {model['builtin']} ({builtin.dist} {builtin.version()})"
+    builtin_path = builtin.locate(f"builtin model {model['builtin']}") if builtin else None
+    builtin_shown = f"builtin {model['builtin']} ({builtin.dist} {builtin.version()})" if builtin else ""
+    if "path" in model or (builtin_path is not None and builtin_path.is_dir()):  # a save_pretrained dir
+        path = ctx.spec_root / model["path"] if "path" in model else builtin_path
+        shown = f"path {model['path']}" if "path" in model else builtin_shown
         check_model_dir(path, model.get("path") or shown)
         try:
             loaded = auto.from_pretrained(path, dtype=dtype, trust_remote_code=trust)
@@ -133,8 +135,7 @@ def _load_pretrained(ctx, model: dict):
         path = gguf_path(model["gguf"], ctx.spec_root)
         source = f"gguf {model['gguf'].get('path') or model['gguf']['file']}"
     else:
-        path = BUILTIN_MODELS[model["builtin"]].locate(f"builtin model {model['builtin']}")
-        source = f"builtin {model['builtin']} ({BUILTIN_MODELS[model['builtin']].dist} {BUILTIN_MODELS[model['builtin']].version()})"
+        path, source = builtin_path, builtin_shown
     ctx.log(f"dequantising {path.name} ({path.stat().st_size / 1e6:.0f} MB GGUF) into {model['dtype']} safetensors, once")
     try:
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
