@@ -1,5 +1,3 @@
-import sys
+from engine.cli import entry_point
 
-from engine.cli import main
-
-sys.exit(main())
+entry_point()

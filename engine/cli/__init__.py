@@ -1,6 +1,7 @@
 """`engine` command line: one parser, and the one place that turns errors into exit codes.
 
-Exit codes: 0 ok, 1 a stage failed, 2 a bad spec or bad usage, 130 interrupted.
+Exit codes: 0 ok, 1 a stage failed, 2 a bad spec or bad usage, 130 interrupted, 141 the reader of
+the output went away (`engine ... | head`, as SIGPIPE would).
 Commands import what they need inside their handlers, so `engine validate` never pays for torch.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Callable, Sequence
 from engine import __version__
 from engine.errors import EngineError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
 
 def command_modules() -> list:
@@ -37,6 +38,9 @@ def spec_args(p: argparse.ArgumentParser, many: bool = False) -> None:
         p.add_argument("spec", metavar="SPEC", help="the spec file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a spec value, e.g. --set train.learning_rate=1e-4 (repeatable; value parsed as YAML)")
+    p.add_argument("--allow-outside-project", action="store_true",
+                   help="let the spec read files outside its project (after symlinks); also ENGINE_ALLOW_OUTSIDE_PROJECT=1. "
+                        "A spec can never allow this itself")
 
 
 def store_arg(p: argparse.ArgumentParser) -> None:
@@ -69,8 +73,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_USAGE
+    if getattr(args, "allow_outside_project", False):
+        from engine.core.project import allow_outside
+
+        allow_outside()
     try:
-        return int(handler(args) or EXIT_OK)
+        code = int(handler(args) or EXIT_OK)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:  # `engine ... | head`: the reader left; stop quietly, like git
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -83,6 +96,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def entry_point() -> None:
     """Console script `engine`."""
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        code = EXIT_BROKEN_PIPE
+    sys.exit(code)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -20,6 +21,9 @@ def register(sub) -> None:
         p.add_argument("--until", metavar="STAGE", help="stop after STAGE")
         p.add_argument("--rehash", action="store_true", help="rehash input files instead of trusting unchanged size and mtime")
         p.add_argument("--json", action="store_true", help="print the plan (or the run summary) as JSON")
+        p.add_argument("--allow-pickle", action="store_true",
+                       help="allow model weights stored as pickle (pytorch_model.bin, .pt): loading a pickle can run "
+                            "code. Never settable from a spec; prefer converting to safetensors")
         if name == "run":
             p.add_argument("--trust-remote-code", action="store_true",
                            help="allow model code from the hub to run; never settable from a spec")
@@ -42,11 +46,32 @@ def _prepare(args):
 
     spec = load_spec(Path(args.spec), args.overrides)
     store = Store(Path(args.store).resolve() if args.store else default_root(spec.root))
+    store.prepare()
     graph = resolve(spec)
     digests = DigestCache(store.state_db, rehash=args.rehash)
-    record = read_record(spec.path)
+    record_file = override_record(spec, store, args.overrides)
+    # an override run's plan explains itself against its own earlier record, else the spec's
+    record = read_record(spec.path, record_file) or (read_record(spec.path) if record_file else None)
     steps = make_plan(graph, store, digests, record, tuple(args.force), args.until)
-    return spec, store, graph, digests, steps, record
+    return spec, store, graph, digests, steps, record, record_file
+
+
+def override_record(spec, store, overrides: list[str]) -> Path | None:
+    """The store-side record of a run with `--set` overrides (None without overrides)."""
+    from engine.core.record import override_record_path
+
+    if not overrides:
+        return None
+    return override_record_path(store.root, spec_label(spec), spec.name, overrides)
+
+
+def spec_label(spec) -> str:
+    """The spec's path relative to its project root (the same in every clone)."""
+    import os
+
+    from engine.core.project import project_root
+
+    return Path(os.path.relpath(spec.path, project_root(spec.root))).as_posix()
 
 
 def plan_as_json(steps) -> list[dict]:
@@ -71,7 +96,7 @@ def print_plan(steps, stream=None) -> None:
 
 
 def plan(args) -> int:
-    _, _, _, digests, steps, _ = _prepare(args)
+    _, _, _, digests, steps, _, _ = _prepare(args)
     digests.save()
     if args.json:
         print(json.dumps(plan_as_json(steps), indent=2))
@@ -85,15 +110,24 @@ def run(args) -> int:
     from engine.core.reporter import ConsoleReporter
     from engine.core.runner import run_plan
 
-    spec, store, graph, digests, steps, record = _prepare(args)
+    spec, store, graph, digests, steps, record, record_file = _prepare(args)
     reporter = ConsoleReporter(quiet=False)
-    result = run_plan(graph, steps, store, digests, reporter, {"trust_remote_code": args.trust_remote_code})
+    result = run_plan(graph, steps, store, digests, reporter,
+                      {"trust_remote_code": args.trust_remote_code, "allow_pickle": args.allow_pickle})
     if result.ok:
-        path = write_record(spec.path, spec.name, spec.get("seed"), record_nodes(graph, result.entries, record), record)
+        extra = {"spec_file": spec_label(spec), "overrides": sorted(args.overrides)} if record_file else None
+        path = write_record(spec.path, spec.name, spec.get("seed"), record_nodes(graph, result.entries, record), record,
+                            record_file, extra)
         if not result.ran:
             reporter.say(f"nothing to do: every stage is cached (record {_rel(path)})", "note")
         else:
             reporter.say(f"ok: ran {', '.join(result.ran)}; record written to {_rel(path)}", "ok")
+        if record_file:
+            from engine.core.record import record_path
+
+            reporter.say(f"the spec's record {_rel(record_path(spec.path))} was left alone: it describes the spec as "
+                         f"written, not with --set. See this run with `engine show {args.spec} "
+                         + " ".join(f"--set {shlex.quote(o)}" for o in args.overrides) + "`", "note")
     else:
         skipped = f"; skipped {', '.join(result.skipped)}" if result.skipped else ""
         reporter.say(f"failed: {result.failed}{skipped}. Nothing of {result.failed} was cached; "
@@ -109,40 +143,75 @@ def run(args) -> int:
     return 0 if result.ok else 1
 
 
+# What of a stage's output a person opens or loads: the first of these that exists in `out/`.
+# A train output is a `save_pretrained` folder (full or merged model) or a PEFT adapter folder,
+# both loadable with the task's `AutoModelFor...from_pretrained`.
+LOADABLE = {"model": ("model",), "train": ("model", "adapter"), "tokenizer": ("tokenizer",), "data": ("dataset",),
+            "evaluate": ("metrics.json",), "generate": ("samples.jsonl",)}
+
+
+def loadable_output(entry_path: Path, kind: str) -> Path | None:
+    for part in LOADABLE.get(kind, ()) + ("",):  # else the entry's whole output folder
+        candidate = entry_path / "out" / part if part else entry_path / "out"
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def show(args) -> int:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from engine.core.digests import DigestCache
     from engine.core.graph import resolve
     from engine.core.record import read_record, record_path
+    from engine.core.status import CURRENT, record_status, summary
     from engine.core.store import Store, default_root
     from engine.spec import load_spec
 
     spec = load_spec(Path(args.spec), args.overrides)
-    record = read_record(spec.path)
-    if record is None:
-        raise EngineError(f"no record for {args.spec} (looked for {_rel(record_path(spec.path))}); run `engine run {args.spec}` first")
     store = Store(Path(args.store).resolve() if args.store else default_root(spec.root))
-    for node in record["nodes"].values():
-        path = store.entry_path(node["key"]) / "out"
-        node["output"] = str(path) if path.exists() else None
+    record_file = override_record(spec, store, args.overrides) or record_path(spec.path)
+    record = read_record(spec.path, record_file)
+    if record is None:
+        how = f"engine run {args.spec}" + "".join(f" --set {shlex.quote(o)}" for o in args.overrides)
+        raise EngineError(f"no record for {args.spec}{' with these --set values' if args.overrides else ''} "
+                          f"(looked for {_rel(record_file)}); run `{how}` first")
+    graph = resolve(spec)
+    statuses = record_status(graph, store, DigestCache(store.state_db), record)
+    for name, node in record["nodes"].items():
+        path = loadable_output(store.entry_path(node["key"]), node.get("kind", ""))
+        node["output"] = str(path) if path else None
+        node["status"] = statuses[name].state if name in statuses else "not in spec"
+    state = summary(statuses)
     if args.json:
-        print(json.dumps(record, indent=2, sort_keys=True))
+        print(json.dumps({**record, "status": state, "record_file": str(record_file)}, indent=2, sort_keys=True))
         return 0
-    console = Console(highlight=False)
-    console.print(f"[bold]{record['spec']}[/]  seed {record['seed']}  engine {record['engine']}")
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(f"[bold]{escape(record['spec'])}[/]  seed {record['seed']}  engine {record['engine']}"
+                  + (f"  --set {' '.join(record.get('overrides', []))}" if record.get("overrides") else ""))
+    if state != CURRENT:
+        console.print(f"[yellow]this record is not the result of the spec as it is now ({escape(state)}); "
+                      f"`engine run {escape(args.spec)}` brings it up to date[/]")
     table = Table(box=None, header_style="bold")
-    for column in ("stage", "key", "wall", "metrics", "output"):
-        table.add_column(column)
-    order = {name: i for i, name in enumerate(resolve(spec).order)}  # pipeline order, not alphabetical
+    for column in ("stage", "status", "key", "wall", "metrics"):
+        table.add_column(column, overflow="fold")
+    order = {name: i for i, name in enumerate(graph.order)}  # pipeline order, not alphabetical
     nodes = sorted(record["nodes"].items(), key=lambda item: order.get(item[0], len(order)))
     for name, node in nodes:
         metrics = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in node["metrics"].items()
                             if not isinstance(v, (dict, list)))
-        output = escape(_rel(Path(node["output"]))) if node["output"] else "[red]not in store[/]"
-        table.add_row(escape(name), node["key"][:12], f"{node['wall_s']:.1f}s", escape(metrics), output)
+        colour = "green" if node["status"] == CURRENT else "yellow"
+        table.add_row(escape(name), f"[{colour}]{node['status']}[/]", node["key"][:12], f"{node['wall_s']:.1f}s", escape(metrics))
+    for name in graph.order:
+        if name not in record["nodes"]:
+            table.add_row(escape(name), "[yellow]not run[/]", "", "", "")
     console.print(table)
+    console.print("[bold]outputs[/]")
+    for name, node in nodes:  # whole paths on their own lines: never cut by the terminal's width
+        console.print(f"  {escape(name)}: " + (escape(node["output"]) if node["output"] else "[red]not in store[/]"),
+                      soft_wrap=True)
     for name, node in nodes:
         if "per_class" in node["metrics"]:
             console.print(_class_table(name, node["metrics"]))

@@ -1,9 +1,11 @@
 """Content digests of input files, recomputed only when a file's stat changes.
 
 A file's sha256 is cached in a small sqlite database in the store, keyed by its absolute path
-and valid while (device, inode, size, mtime_ns) are unchanged. Content is the truth: a `touch`
-rehashes the file and finds the same digest, so nothing reruns. A content change that keeps
-size and mtime is caught by `--rehash` or `engine cache verify`, which ignore the cache.
+and valid while (device, inode, size, mtime_ns, ctime_ns) are unchanged. Content is the truth: a
+`touch` rehashes the file and finds the same digest, so nothing reruns. The inode change time is
+in the stamp because no user tool can put it back: a same-size edit with the mtime restored
+(`touch -d`, `os.utime`) still changes ctime, so it is rehashed. `--rehash` and
+`engine cache verify --inputs` ignore the cache altogether. A damaged database is rebuilt.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 from engine.core.canonical import sha256_of
 
 CHUNK = 1 << 20
+TABLE = "files_v2"  # v2 added ctime_ns; an older table is ignored (costs one rehash)
 
 
 def hash_file(path: Path) -> str:
@@ -42,10 +45,10 @@ class DigestCache:
             if self.db_path.exists():
                 try:
                     with sqlite3.connect(self.db_path, timeout=30) as db:
-                        for row in db.execute("SELECT path, dev, ino, size, mtime_ns, digest FROM files"):
+                        for row in db.execute(f"SELECT path, dev, ino, size, mtime_ns, ctime_ns, digest FROM {TABLE}"):
                             self._known[row[0]] = row[1:]
                 except sqlite3.DatabaseError:
-                    self._known = {}  # a damaged cache only costs a rehash
+                    self._known = {}  # a damaged or older cache only costs a rehash
         return self._known
 
     def of(self, path: str | Path) -> str:
@@ -58,10 +61,10 @@ class DigestCache:
         """Digest of one file."""
         real = path if isinstance(path, str) and os.path.isabs(path) else os.path.abspath(path)
         st = st or os.stat(real)  # follows symlinks; the cache is keyed by the path given
-        stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        stamp = _stamp(st)
         known = self._load().get(real)
-        if known and not self.rehash and tuple(known[:4]) == stamp:
-            return known[4]
+        if known and not self.rehash and tuple(known[:5]) == stamp:
+            return known[5]
         digest = hash_file(Path(real))
         self._known[real] = stamp + (digest,)  # type: ignore[index]
         self._fresh.append((real, *stamp, digest))
@@ -80,12 +83,23 @@ class DigestCache:
         return sha256_of(listing)
 
     def save(self) -> None:
-        """Write newly computed digests back (one transaction)."""
+        """Write newly computed digests back (one transaction); a damaged database is replaced."""
         if not self._fresh:
             return
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(self.db_path, timeout=30) as db:
-            db.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
-                       " size INTEGER, mtime_ns INTEGER, digest TEXT)")
-            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", self._fresh)
+        try:
+            self._write()
+        except sqlite3.DatabaseError:
+            self.db_path.unlink(missing_ok=True)  # garbage or foreign: it is only a cache
+            self._write()
         self._fresh = []
+
+    def _write(self) -> None:
+        with sqlite3.connect(self.db_path, timeout=30) as db:
+            db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
+                       " size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, digest TEXT)")
+            db.executemany(f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)", self._fresh)
+
+
+def _stamp(st: os.stat_result) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

@@ -13,7 +13,6 @@ nodes of a kind without changing the rest.
 from __future__ import annotations
 
 import graphlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,8 +108,7 @@ def resolve(spec: Spec) -> Graph:
 
 
 def spec_relative(spec: Spec, path: Path) -> str:
-    """A label for an input file: its path relative to the spec's directory, POSIX style."""
-    text, root = os.path.abspath(path), str(spec.root)
-    if text.startswith(root + os.sep):  # the common case, without touching the filesystem
-        return text[len(root) + 1:].replace(os.sep, "/")
-    return Path(text).as_posix()
+    """A label for an input file (see engine.core.project.input_label: relative to the project root)."""
+    from engine.core.project import input_label
+
+    return input_label(spec, path)

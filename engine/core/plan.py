@@ -11,7 +11,7 @@ from engine.core.digests import DigestCache
 from engine.core.graph import Graph, Node
 from engine.core.payload import Known, key_of, library_versions, make_payload
 from engine.core.store import Entry, Store
-from engine.errors import UsageError
+from engine.errors import StageError, UsageError
 from engine.stages import STAGES
 
 RUN, CACHED = "run", "cached"
@@ -29,25 +29,47 @@ class Step:
     damaged: str | None = None  # why an existing entry is unusable, when it is
 
 
-def compute_payload(graph: Graph, node: Node, keys: dict[str, str], entries: dict[str, Entry], digests: DigestCache) -> dict | None:
-    """The node's key payload, or None if an output dependency has not been built yet."""
+def compute_payload(graph: Graph, node: Node, keys: dict[str, str], entries: dict[str, Entry], digests: DigestCache,
+                    recorded: dict | None = None) -> dict | None:
+    """The node's key payload, or None if an output dependency has not been built yet.
+
+    `recorded` (a record's nodes) supplies an output digest whose upstream is not in the store
+    but whose key is unchanged since the record: the same key made the same output. Only for
+    reporting (status); a run always digests the real upstream output."""
     stage = STAGES[node.kind]
-    inputs = {}
-    for label, source in stage.inputs(graph.spec).items():  # first: a missing file is an error now
-        inputs[label] = str(source) if isinstance(source, Known) else digests.of(source)
+    inputs = input_digests(graph, node, digests)  # first: a missing file is an error now
     upstream: dict = {}
     for dep in node.deps:
         if dep in node.output_deps:
-            entry = entries.get(dep)
-            if entry is None:
-                return None
-            part = node.output_deps[dep]
-            upstream[dep] = {part: entry.manifest["result"]["digests"][part]}
+            entry, part = entries.get(dep), node.output_deps[dep]
+            if entry is not None:
+                upstream[dep] = {part: entry.manifest["result"]["digests"][part]}
+                continue
+            mine = (recorded or {}).get(node.name, {}).get("payload", {}).get("upstream", {}).get(dep)
+            if dep in keys and (recorded or {}).get(dep, {}).get("key") == keys[dep] and isinstance(mine, dict) and part in mine:
+                upstream[dep] = {part: mine[part]}
+                continue
+            return None
         else:
             if dep not in keys:
                 return None
             upstream[dep] = keys[dep]
     return make_payload(node.kind, stage.VERSION, node.params, upstream, inputs, library_versions(stage.LIBRARIES))
+
+
+def input_digests(graph: Graph, node: Node, digests: DigestCache) -> dict[str, str]:
+    """{label: content digest} of the files a node reads (labels relative to the project root)."""
+    inputs = {}
+    for label, source in STAGES[node.kind].inputs(graph.spec).items():
+        if isinstance(source, Known):
+            inputs[label] = str(source)
+            continue
+        try:
+            inputs[label] = digests.of(source)
+        except OSError as exc:
+            raise StageError(f"{node.name}: cannot read input {label}: {exc.strerror or exc}; "
+                             f"check it exists and is readable by this user") from exc
+    return inputs
 
 
 def select(graph: Graph, until: str | None) -> list[str]:

@@ -1,6 +1,9 @@
 """The run record: a small deterministic JSON file beside the spec, meant to be committed.
 
-`specs/quickstart.yaml` -> `specs/quickstart.lock.json`. Per node: its key and payload (what it
+`specs/quickstart.yaml` -> `specs/quickstart.lock.json`. The record beside a spec describes that
+spec exactly: a run with `--set` overrides produces something else, so its record goes to the
+store instead (`.engine/runs/NAME.HASH.lock.json`, one per spec and set of overrides), where
+`engine show --set ...` and `engine cache gc` find it, and the spec's record is left alone. Per node: its key and payload (what it
 read: params, input digests, upstream keys, library versions), the headline metrics and facts
 the stage reported (model revision, sizes), and the wall time of the run that built the entry.
 Sorted and free of timestamps of this run, so a fully cached rerun leaves it byte-identical.
@@ -18,8 +21,17 @@ def record_path(spec_path: Path) -> Path:
     return spec_path.with_name(spec_path.name.rsplit(".", 1)[0] + ".lock.json")
 
 
-def read_record(spec_path: Path) -> dict | None:
-    path = record_path(spec_path)
+def override_record_path(store_root: Path, spec_label: str, spec_name: str, overrides: list[str]) -> Path:
+    """Where the record of a run of `spec_label` with these `--set` overrides lives."""
+    from engine.core.canonical import sha256_of
+
+    digest = sha256_of({"spec": spec_label, "overrides": sorted(o.strip() for o in overrides)})[:12]
+    return store_root / "runs" / f"{spec_name}.{digest}.lock.json"
+
+
+def read_record(spec_path: Path, path: Path | None = None) -> dict | None:
+    """The record beside a spec (or at `path`); None if there is none or it is unreadable."""
+    path = path or record_path(spec_path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -56,18 +68,22 @@ def record_nodes(graph, entries: dict, old: dict | None) -> dict[str, dict]:
     return nodes
 
 
-def write_record(spec_path: Path, spec_name: str, seed: int, nodes: dict[str, dict], old: dict | None) -> Path:
+def write_record(spec_path: Path, spec_name: str, seed: int, nodes: dict[str, dict], old: dict | None,
+                 path: Path | None = None, extra: dict | None = None) -> Path:
     """Write the record atomically (nodes as made by `record_nodes`; `old` is the record the run
-    started from); untouched if unchanged."""
-    path = record_path(spec_path)
-    if (old and (old.get("spec"), old.get("seed"), old.get("engine")) == (spec_name, seed, __version__)
+    started from); untouched if unchanged. `path` and `extra` for an override run's record."""
+    path = path or record_path(spec_path)
+    if not extra and (old and (old.get("spec"), old.get("seed"), old.get("engine")) == (spec_name, seed, __version__)
             and {n: v.get("key") for n, v in old.get("nodes", {}).items()} == {n: v["key"] for n, v in nodes.items()}):
         return path  # everything in it derives from these keys: unchanged, and no JSON to encode
-    record = {"spec": spec_name, "engine": __version__, "seed": seed, "nodes": nodes}
+    record = {"spec": spec_name, "engine": __version__, "seed": seed, "nodes": nodes, **(extra or {})}
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return path
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
     os.replace(tmp, path)
     return path

@@ -6,7 +6,11 @@ partial entry.
 """
 from __future__ import annotations
 
+import errno
+import os
 import shutil
+import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -16,9 +20,9 @@ from engine.core.context import ProgressBar, StageContext
 from engine.core.digests import DigestCache
 from engine.core.graph import Graph
 from engine.core.payload import key_of
-from engine.core.plan import CACHED, Step, compute_payload
+from engine.core.plan import CACHED, Step, compute_payload, input_digests
 from engine.core.store import Entry, Store
-from engine.errors import EngineError
+from engine.errors import EngineError, StageError
 from engine.stages import STAGES
 
 
@@ -54,6 +58,31 @@ def run_plan(graph: Graph, steps: list[Step], store: Store, digests: DigestCache
     """Execute the RUN steps of a plan; see module docstring."""
     result = RunResult()
     keys = {s.node.name: s.key for s in steps if s.key}
+    by_name = {s.node.name: s for s in steps}
+    sound: set[str] = set()  # upstream keys whose files were rehashed by this process
+
+    def build(step: Step) -> None:
+        entry, fresh = _build(step, graph, store, digests, reporter, options or {}, result.entries)
+        result.entries[step.node.name] = entry
+        sound.add(entry.key)
+        if fresh:
+            result.ran.append(step.node.name)
+
+    def ensure_sound(name: str) -> None:
+        """Rehash an upstream entry before a stage loads it; a damaged one is moved aside and rebuilt."""
+        entry = result.entries[name]
+        if entry.key in sound:
+            return
+        problems = store.verify(entry)
+        if problems:
+            aside = store.quarantine(entry.key, "; ".join(problems))
+            reporter.event(Event("log", name, f"cached output is damaged ({'; '.join(problems)}); moved to {aside}; rebuilding"))
+            for dep in by_name[name].node.deps:
+                ensure_sound(dep)
+            by_name[name].entry = None
+            build(by_name[name])
+        sound.add(result.entries[name].key)
+
     for step in steps:
         name = step.node.name
         if result.failed:
@@ -65,12 +94,14 @@ def run_plan(graph: Graph, steps: list[Step], store: Store, digests: DigestCache
             store.touch(step.entry)
             reporter.event(Event("cached", name))
             continue
-        if step.key is None:  # its key needed an upstream output that now exists
-            payload = compute_payload(graph, step.node, keys, result.entries, digests)
-            step.payload, step.key = payload, key_of(payload)
-            keys[name] = step.key
         try:
-            entry, fresh = _build(step, graph, store, reporter, options or {}, result.entries)
+            for dep in step.node.deps:
+                ensure_sound(dep)
+            if step.key is None:  # its key needed an upstream output that now exists
+                payload = compute_payload(graph, step.node, keys, result.entries, digests)
+                step.payload, step.key = payload, key_of(payload)
+                keys[name] = step.key
+            build(step)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - any stage failure is reported, never cached
@@ -78,19 +109,17 @@ def run_plan(graph: Graph, steps: list[Step], store: Store, digests: DigestCache
             detail = str(exc) if isinstance(exc, EngineError) else "".join(traceback.format_exception_only(exc)).strip()
             reporter.event(Event("failed", name, detail))
             continue
-        result.entries[name] = entry
-        if fresh:
-            result.ran.append(name)
         digests.save()
     digests.save()
     return result
 
 
-def _build(step: Step, graph: Graph, store: Store, reporter: Reporter, options: dict,
+def _build(step: Step, graph: Graph, store: Store, digests: DigestCache, reporter: Reporter, options: dict,
            upstream: dict[str, Entry]) -> tuple[Entry, bool]:
     name, key = step.node.name, step.key
     assert key is not None and step.payload is not None
-    with store.lock(key):
+    waiting = lambda: reporter.event(Event("log", name, f"waiting for another run that is building {name} (key {key[:12]})"))  # noqa: E731
+    with store.lock(key, on_wait=waiting):
         entry, damaged = store.check(key)  # another process may have built it meanwhile
         if entry is not None and not step.force:
             reporter.event(Event("cached", name, "built meanwhile by another run"))
@@ -110,17 +139,66 @@ def _build(step: Step, graph: Graph, store: Store, reporter: Reporter, options: 
                 log=lambda message: reporter.event(Event("log", name, message)),
                 progress=lambda total, description: reporter.progress(name, total, description),
             )
-            stage_result = STAGES[step.node.kind].run(ctx) or {}
-            wall = time.time() - started
-            entry = store.commit(staging, key, {
-                "node": name, "spec": graph.spec.name, "payload": step.payload,
-                "result": stage_result, "wall_s": wall,
-            })
+            try:
+                stage_result = STAGES[step.node.kind].run(ctx) or {}
+                fault_hook("before-commit", name, reporter)
+                _check_inputs_unchanged(graph, step, digests)
+                wall = time.time() - started
+                entry = store.commit(staging, key, {
+                    "node": name, "spec": graph.spec.name, "payload": step.payload,
+                    "result": stage_result, "wall_s": wall,
+                })
+            except OSError as exc:
+                raise _disk_full(exc, staging, store) or exc
+            except Exception as exc:
+                if "No space left on device" in str(exc):
+                    raise _disk_full(exc, staging, store) from exc
+                raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(store.work_dir(key), ignore_errors=True)
         reporter.event(Event("done", name, _headline(stage_result), wall))
         return entry, True
+
+
+def _check_inputs_unchanged(graph: Graph, step: Step, digests: DigestCache) -> None:
+    """Identify the node's input files again before committing: an input replaced while the stage
+    read it would otherwise be stored under the old content's key (a stale hit later)."""
+    now = input_digests(graph, step.node, digests)
+    before = step.payload["inputs"]
+    changed = sorted(label for label in set(now) | set(before) if now.get(label) != before.get(label))
+    if changed:
+        raise StageError(f"input {', '.join(changed)} changed while {step.node.name} was reading it; nothing was "
+                         f"committed. Run again once the file is no longer being written.")
+
+
+def _disk_full(exc: BaseException, staging, store: Store) -> StageError | None:
+    if not (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) and "No space left on device" not in str(exc):
+        return None
+    written = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file()) if staging.exists() else 0
+    free = shutil.disk_usage(store.root).free
+    return StageError(f"disk full: the stage had written {written / 1e6:.1f} MB into the store at {store.root} "
+                      f"when the disk ran out ({free / 1e6:.1f} MB free now). Free space (`engine cache gc`), or "
+                      f"point the store at a bigger disk with --store DIR / ENGINE_STORE; nothing was committed.")
+
+
+def fault_hook(point: str, node: str, reporter: Reporter) -> None:
+    """Fault injection for tests of the engine's guarantees: ENGINE_FAULT=POINT:NODE:ACTION, where
+    ACTION is `sleep=SECONDS` (announced on stderr first), `kill` (SIGKILL this process) or `fail`."""
+    wanted = os.environ.get("ENGINE_FAULT", "")
+    if not wanted:
+        return
+    want_point, _, rest = wanted.partition(":")
+    want_node, _, action = rest.rpartition(":")
+    if (want_point, want_node) != (point, node):
+        return
+    if action.startswith("sleep="):
+        print(f"fault: {point} {node}: sleeping {action[6:]} s", file=sys.stderr, flush=True)
+        time.sleep(float(action[6:]))
+    elif action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "fail":
+        raise StageError(f"fault injected at {point} {node}")
 
 
 def _headline(result: dict) -> str:

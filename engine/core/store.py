@@ -13,6 +13,7 @@ moved aside and rebuilt. Never a crash, never a stale hit.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -43,14 +44,31 @@ class Entry:
 
 
 def default_root(spec_dir: Path) -> Path:
-    """`.engine/` at the project root: the nearest ancestor with `.git`, else the spec's directory."""
+    """$ENGINE_STORE, else `.engine/` at the project root (engine.core.project.project_root)."""
+    from engine.core.project import project_root
+
     env = os.environ.get("ENGINE_STORE")
     if env:
         return Path(env).expanduser().resolve()
-    for folder in (spec_dir, *spec_dir.parents):
-        if (folder / ".git").exists():
-            return folder / ".engine"
-    return spec_dir / ".engine"
+    return project_root(spec_dir) / ".engine"
+
+
+def manifest_problem(manifest) -> str | None:
+    """What is wrong with a manifest's shape (a missing or mistyped field), or None."""
+    if not isinstance(manifest, dict):
+        return "its manifest is not a JSON object"
+    if not isinstance(manifest.get("key"), str) or not isinstance(manifest.get("payload"), dict):
+        return "its manifest lacks its key or payload"
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return "its manifest has no file list"
+    for rel, info in files.items():
+        if not (isinstance(info, dict) and isinstance(info.get("size"), int) and isinstance(info.get("mtime_ns"), int)
+                and isinstance(info.get("sha256"), str)) or rel.startswith("/") or ".." in rel.split("/"):
+            return f"its manifest entry for {rel!r} is malformed"
+    if not isinstance(manifest.get("result", {}), dict):
+        return "its manifest's result is malformed"
+    return None
 
 
 class Store:
@@ -83,12 +101,14 @@ class Store:
             return None, None
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            files = manifest["files"]
-            if manifest.get("key") != key:
-                return None, "its manifest names another key"
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError):
             return None, "its manifest is unreadable"
-        for rel, info in files.items():
+        problem = manifest_problem(manifest)
+        if problem:
+            return None, problem
+        if manifest["key"] != key:
+            return None, "its manifest names another key"
+        for rel, info in manifest["files"].items():
             try:
                 st = os.stat(path / OUT / rel)
             except OSError:
@@ -101,6 +121,9 @@ class Store:
 
     def verify(self, entry: Entry) -> list[str]:
         """Full check: rehash every output file against the manifest; problems found."""
+        shape = manifest_problem(entry.manifest)
+        if shape:
+            return [shape]
         problems = []
         listed = set(entry.manifest["files"])
         for rel, info in entry.manifest["files"].items():
@@ -125,7 +148,8 @@ class Store:
                     manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
                 except (OSError, ValueError):
                     continue
-                yield Entry(path.name, path, manifest)
+                if isinstance(manifest, dict):
+                    yield Entry(path.name, path, manifest)
 
     def touch(self, entry: Entry) -> None:
         """Mark an entry as used now (for `cache ls` and `cache gc --older-than`)."""
@@ -134,21 +158,65 @@ class Store:
 
     # -- writing ------------------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Create the store private (0700) with a `.gitignore` of `*`, so `git add -A` never
+        commits weights; warn once when others may write into it."""
+        try:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            ignore = self.root / ".gitignore"
+            if not ignore.exists():
+                _write_new(ignore, "# the engine's store: build outputs, never committed\n*\n")
+            mode = self.root.stat().st_mode
+        except OSError as exc:
+            raise StoreError(f"cannot create the store at {self.root}: {exc.strerror}; "
+                             f"pass --store DIR or set ENGINE_STORE to a writable folder") from exc
+        if mode & 0o022:
+            import sys
+
+            print(f"warning: the store {self.root} is writable by other users (mode {mode & 0o777:o}); anyone who can "
+                  f"write there can plant outputs under valid keys. `chmod 700 {self.root}` fixes it.", file=sys.stderr)
+
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """Exclusive advisory lock for one key; waits for another process holding it."""
+    def lock(self, key: str, on_wait=None) -> Iterator[None]:
+        """Exclusive advisory lock for one key; waits for another process holding it, calling
+        `on_wait()` once first. The lock file is never followed through a symlink."""
         locks = self.root / "locks"
         try:
-            locks.mkdir(parents=True, exist_ok=True)
-            handle = open(locks / f"{key}.lock", "a+")
+            locks.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(locks / f"{key}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StoreError(f"the lock file {locks / (key + '.lock')} is a symlink; refusing to follow it. "
+                                 f"Remove it (someone planted it) and run again.") from exc
             raise StoreError(f"cannot create a lock in {locks}: {exc.strerror}; check the store is writable (--store DIR)") from exc
-        with handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def held(self, key: str) -> bool:
+        """Whether a running build holds this key's lock now (without waiting)."""
+        path = self.root / "locks" / f"{key}.lock"
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     def new_staging(self, key: str) -> Path:
         """An empty staging dir for `key` (call while holding the key's lock; clears leftovers)."""
@@ -205,6 +273,13 @@ class Store:
         doomed.parent.mkdir(parents=True, exist_ok=True)
         os.rename(entry.path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Create a file that must not exist yet, never through a symlink."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _fsync(path: Path) -> None:
