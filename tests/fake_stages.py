@@ -23,6 +23,8 @@ def fake_run(kind: str):
         if os.environ.get("FAKE_SLOW") == ctx.name:
             Path(os.environ["FAKE_MARK"]).write_text("started")
             time.sleep(float(os.environ.get("FAKE_SLEEP", "30")))
+        if os.environ.get("FAKE_BIG", "").startswith(ctx.name + "="):  # FAKE_BIG=train=BYTES: a large output
+            (ctx.out / "weights.bin").write_bytes(b"w" * int(os.environ["FAKE_BIG"].split("=")[1]))
         (ctx.out / "params.json").write_text(json.dumps(ctx.params, sort_keys=True))
         (ctx.out / "inputs.json").write_text(json.dumps(sorted(ctx.inputs)))
         return {"metrics": {"value": 1.5}, "digests": {"tokenizer": "fake-tokenizer-digest"}}

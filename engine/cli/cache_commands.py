@@ -1,6 +1,8 @@
 """`engine cache ls | gc | verify`: inspect and clean the store."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import sys
@@ -17,21 +19,61 @@ def register(sub) -> None:
     store_arg(c)
     c.add_argument("--json", action="store_true", help="print JSON")
     c.set_defaults(handler=ls)
-    c = actions.add_parser("gc", help="remove entries that no record references (or unused for --older-than days)")
+    c = actions.add_parser("gc", help="remove entries that no record of the project references (or unused for --older-than days)",
+                           description="Finds every record of the project wherever it is run from: all *.lock.json under "
+                                       "the project root (tracked or not) and the records of --set runs in the store. "
+                                       "Never removes an entry a running build holds, or one younger than --grace.")
     store_arg(c)
     c.add_argument("--older-than", metavar="DAYS", type=float, help="also remove referenced entries unused for this many days")
-    c.add_argument("--records", metavar="DIR", default=".", help="directory searched for *.lock.json records (default: .)")
+    c.add_argument("--records", metavar="DIR", help="folder searched for *.lock.json records (default: the project root)")
+    c.add_argument("--grace", metavar="HOURS", type=float, default=GRACE_HOURS,
+                   help=f"keep entries written or used within this many hours (default {GRACE_HOURS:g}): a running "
+                        f"build's fresh outputs have no record yet")
     c.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     c.set_defaults(handler=gc)
-    c = actions.add_parser("verify", help="rehash every entry against its manifest; move damaged ones aside")
+    c = actions.add_parser("verify", help="rehash every entry against its manifest (damaged ones are moved aside), "
+                                          "and the input files named by the project's records")
     store_arg(c)
+    c.add_argument("--records", metavar="DIR", help="folder searched for *.lock.json records (default: the project root)")
     c.set_defaults(handler=verify)
+
+
+GRACE_HOURS = 1.0
+SKIP_DIRS = {".engine", ".venv", "venv", "node_modules", ".git", "__pycache__", ".tox"}
 
 
 def _store(args):
     from engine.core.store import Store, default_root
 
     return Store(Path(args.store).resolve() if args.store else default_root(Path.cwd()))
+
+
+def project_records(args, store) -> tuple[list[Path], list[str]]:
+    """Every record file of the project (see `gc --help`), and warnings about unreadable ones."""
+    from engine.core.project import project_root
+
+    top = Path(args.records).resolve() if args.records else project_root(Path.cwd())
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+        found.extend(Path(folder, f) for f in files if f.endswith(".lock.json"))
+    runs = store.root / "runs"
+    if runs.is_dir():
+        found.extend(sorted(runs.glob("*.lock.json")))
+    return sorted(found), []
+
+
+def read_records(paths: list[Path]) -> tuple[dict[Path, dict], list[str]]:
+    records, unreadable = {}, []
+    for path in paths:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(record.get("nodes"), dict):
+                raise ValueError("no nodes")
+            records[path] = record
+        except (OSError, ValueError, AttributeError) as exc:
+            unreadable.append(f"{path}: {exc}")
+    return records, unreadable
 
 
 def _size(entry) -> int:
@@ -71,33 +113,72 @@ def ls(args) -> int:
 
 
 def gc(args) -> int:
-    referenced = set()
-    for record in Path(args.records).rglob("*.lock.json"):
-        if ".engine" in record.parts or ".venv" in record.parts:
-            continue
-        try:
-            referenced |= {n["key"] for n in json.loads(record.read_text(encoding="utf-8"))["nodes"].values()}
-        except (OSError, ValueError, KeyError, TypeError):
-            print(f"warning: cannot read record {record}; its entries count as unreferenced", file=sys.stderr)
+    from engine.spec.compose import display_name
+
     store = _store(args)
+    paths, _ = project_records(args, store)
+    records, unreadable = read_records(paths)
+    if unreadable:  # removing what an unreadable record names would lose work: stop instead
+        print("error: cannot read these records, so their entries cannot be told apart; nothing was removed:\n  "
+              + "\n  ".join(unreadable) + "\nFix or delete them and run gc again.", file=sys.stderr)
+        return 1
+    referenced = {n["key"] for record in records.values() for n in record["nodes"].values() if isinstance(n, dict) and "key" in n}
+    print(f"{len(records)} records reference {len(referenced)} entries "
+          f"({', '.join(display_name(p) for p in paths[:5])}{', ...' if len(paths) > 5 else ''})")
     now = time.time()
-    freed = removed = 0
+    freed = removed = kept_busy = kept_young = 0
     for entry in list(store.entries()):
         age_days = (now - os.stat(entry.path).st_mtime) / 86400
         stale = args.older_than is not None and age_days > args.older_than
         if entry.key in referenced and not stale:
             continue
+        if age_days * 24 < args.grace:
+            kept_young += 1
+            continue
         why = f"unused for {age_days:.0f} days" if stale else "no record references it"
-        print(f"{'would remove' if args.dry_run else 'removed'} {entry.key[:12]} {entry.manifest.get('spec')}/{entry.manifest.get('node')} ({why})")
-        freed += _size(entry)
-        removed += 1
-        if not args.dry_run:
-            store.remove(entry)
-    print(f"{removed} entries, {_human(freed)}{' would be' if args.dry_run else ''} freed")
+        with _try_lock(store, entry.key) as locked:
+            if not locked:
+                kept_busy += 1
+                continue
+            print(f"{'would remove' if args.dry_run else 'removed'} {entry.key[:12]} {entry.manifest.get('spec')}/"
+                  f"{entry.manifest.get('node')}  {_human(_size(entry))}  ({why})")
+            freed += _size(entry)
+            removed += 1
+            if not args.dry_run:
+                store.remove(entry)
+    notes = []
+    if kept_young:
+        notes.append(f"kept {kept_young} unreferenced entries younger than {args.grace:g} h (--grace)")
+    if kept_busy:
+        notes.append(f"kept {kept_busy} entries a running build holds")
+    print(f"{removed} entries, {_human(freed)}{' would be' if args.dry_run else ''} freed"
+          + (f"; {'; '.join(notes)}" if notes else ""))
     return 0
 
 
+@contextlib.contextmanager
+def _try_lock(store, key: str):
+    """The key's lock if free now (True), else False: gc never waits for, or races, a build."""
+    fd = None
+    try:
+        path = store.root / "locks" / f"{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        if fd is not None:
+            os.close(fd)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def verify(args) -> int:
+    """Rehash every entry, then every input file the project's records name (not the stat cache)."""
     store = _store(args)
     bad = 0
     count = 0
@@ -109,4 +190,38 @@ def verify(args) -> int:
             aside = store.quarantine(entry.key, "; ".join(problems))
             print(f"damaged {entry.key[:12]} {entry.manifest.get('spec')}/{entry.manifest.get('node')}: {'; '.join(problems)} (moved to {aside}; it will be rebuilt)")
     print(f"verified {count} entries: {count - bad} ok, {bad} damaged")
+    _verify_inputs(args, store)  # a changed input is news, not damage: `run` rebuilds from it
     return 1 if bad else 0
+
+
+def _verify_inputs(args, store) -> int:
+    """Rehash the input files and folders the records name (ignoring the stat cache); report those
+    whose content differs from what a record says."""
+    from engine.core.digests import DigestCache
+    from engine.core.project import project_root
+
+    paths, _ = project_records(args, store)
+    records, unreadable = read_records(paths)
+    for problem in unreadable:
+        print(f"warning: cannot read record {problem}", file=sys.stderr)
+    top = project_root(Path(args.records).resolve() if args.records else Path.cwd())
+    digests = DigestCache(store.state_db, rehash=True)
+    seen: dict[str, str | None] = {}
+    changed = skipped = 0
+    for path, record in records.items():
+        for name, node in record["nodes"].items():
+            inputs = node.get("payload", {}).get("inputs", {}) if isinstance(node, dict) else {}
+            for label, digest in inputs.items():
+                if label not in seen:
+                    target = top / label
+                    seen[label] = digests.of(target) if target.exists() and not label.startswith(("package ", "hub ", "builtin ", "check ")) else None
+                if seen[label] is None:
+                    skipped += 1  # packaged corpora, hub revisions, built-in weights: identified by version
+                elif seen[label] != digest:
+                    changed += 1
+                    print(f"input {label} differs from what {path.name} recorded for {name}: "
+                          f"`engine run` will rebuild from the new content")
+    rehashed = sum(1 for v in seen.values() if v is not None)
+    print(f"rehashed {rehashed} inputs named by {len(records)} records: {changed} differ from a record; "
+          f"{skipped} references to packages, hub revisions or built-in weights are identified by version, not rehashed")
+    return changed

@@ -13,6 +13,7 @@ import hashlib
 import os
 import sqlite3
 import stat
+import sys
 from pathlib import Path
 
 from engine.core.canonical import sha256_of
@@ -38,6 +39,7 @@ class DigestCache:
         self.rehash = rehash
         self._known: dict[str, tuple] | None = None
         self._fresh: list[tuple] = []
+        self._warned = False
 
     def _load(self) -> dict[str, tuple]:
         if self._known is None:
@@ -86,12 +88,20 @@ class DigestCache:
         """Write newly computed digests back (one transaction); a damaged database is replaced."""
         if not self._fresh:
             return
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._write()
-        except sqlite3.DatabaseError:
-            self.db_path.unlink(missing_ok=True)  # garbage or foreign: it is only a cache
-            self._write()
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._write()
+            except sqlite3.OperationalError:
+                raise  # read-only, locked, disk full: not damage
+            except sqlite3.DatabaseError:
+                self.db_path.unlink(missing_ok=True)  # garbage or foreign: it is only a cache; rebuild it
+                self._write()
+        except (OSError, sqlite3.Error) as exc:
+            if not self._warned:
+                print(f"warning: cannot update the digest cache {self.db_path} ({exc}); inputs will be rehashed "
+                      f"next time", file=sys.stderr)
+                self._warned = True
         self._fresh = []
 
     def _write(self) -> None:

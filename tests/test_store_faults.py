@@ -1,0 +1,218 @@
+"""The store under faults a long-lived team store meets: nothing lost, nothing stale, no tracebacks.
+
+Faults are injected through the real CLI: subprocesses, ENGINE_FAULT (the engine's fault hook),
+file damage, planted symlinks, a tiny tmpfs where root may mount one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from engine.core.store import Store
+from test_team_contract import fakes, git, make_project, project, ran  # noqa: F401 - fixtures
+
+TESTS = Path(__file__).resolve().parent
+
+
+def entries(store_root: Path) -> dict[str, str]:
+    """node -> key of every entry in the store."""
+    return {json.loads(m.read_text())["node"]: m.parent.name for m in (store_root / "store").rglob("manifest.json")}
+
+
+def engine(cwd: Path, *args: str, **env) -> subprocess.Popen:
+    """The CLI with fake stages, in a subprocess."""
+    return subprocess.Popen([sys.executable, str(TESTS / "fake_stages.py"), *args], cwd=cwd,
+                            env={**os.environ, "PYTHONPATH": str(TESTS), **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_line(stream, text: str, timeout: float = 30) -> str:
+    deadline = time.time() + timeout
+    seen = ""
+    while time.time() < deadline:
+        line = stream.readline()
+        seen += line
+        if text in line:
+            return seen
+    raise AssertionError(f"never saw {text!r}; got {seen!r}")
+
+
+# -- losing outputs ----------------------------------------------------------------------------
+
+def test_gc_from_a_subfolder_keeps_everything_the_project_references(project, tmp_path, capsys):
+    (project / "specs" / "y.yaml").write_text((project / "specs" / "x.yaml").read_text().replace("5.0e-5", "1.0e-4"))
+    assert main(["run", "specs/x.yaml"]) == 0
+    assert main(["run", "specs/y.yaml"]) == 0
+    assert main(["run", "specs/x.yaml", "--set", "train.epochs=2"]) == 0  # an override run's record is in the store
+    before = sorted(p.name for p in (tmp_path / "store" / "store").glob("*/*"))
+    os.chdir(project / "data")
+    capsys.readouterr()
+    assert main(["cache", "gc", "--grace", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "3 records reference" in out and "0 entries" in out
+    assert sorted(p.name for p in (tmp_path / "store" / "store").glob("*/*")) == before
+    (project / "specs" / "y.lock.json").unlink()  # y's own stages are now unreferenced
+    assert main(["cache", "gc", "--dry-run", "--grace", "0"]) == 0
+    assert "would remove" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "store" / "store").glob("*/*")) == before
+    assert main(["cache", "gc"]) == 0  # default grace: the fresh entries stay
+    assert "younger than 1 h" in capsys.readouterr().out
+    assert main(["cache", "gc", "--grace", "0"]) == 0
+    removed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("removed")]
+    assert len(removed) == 3  # y's train, evaluate and generate; model and data are shared with x
+    os.chdir(project)
+    ran(project.parent.parent / "runs.log")
+    assert main(["plan", "specs/x.yaml"]) == 0
+
+
+def test_gc_never_removes_an_entry_a_running_build_holds(project, tmp_path, capsys):
+    assert main(["run", "specs/x.yaml"]) == 0
+    (project / "specs" / "x.lock.json").unlink()
+    store = Store(tmp_path / "store")
+    train_key = entries(tmp_path / "store")["train"]
+    with store.lock(train_key):
+        assert main(["cache", "gc", "--grace", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "kept 1 entries a running build holds" in out
+    assert train_key in entries(tmp_path / "store").values()
+
+
+def test_gc_refuses_to_guess_when_a_record_is_unreadable(project, tmp_path, capsys):
+    assert main(["run", "specs/x.yaml"]) == 0
+    (project / "specs" / "x.lock.json").write_text("{ half a record")
+    assert main(["cache", "gc", "--grace", "0"]) == 1
+    assert "nothing was removed" in capsys.readouterr().err
+    assert len(entries(tmp_path / "store")) == 5
+
+
+# -- stale or wrong results ------------------------------------------------------------------------
+
+def test_an_input_replaced_while_a_stage_reads_it_is_not_committed(project, tmp_path, fakes):
+    data = project / "data" / "train.txt"
+    original = data.read_text()
+    proc = engine(project, "run", "specs/x.yaml", ENGINE_FAULT="before-commit:data:sleep=3")
+    wait_for_line(proc.stderr, "fault: before-commit data")
+    data.write_text(original + "\nACT IV. Added while the data stage ran.\n")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out + err
+    assert "input data/train.txt changed while data was reading it; nothing was committed" in out + err
+    assert "data" not in entries(tmp_path / "store")
+    data.write_text(original)  # the old bytes back: still a miss, never a stale hit
+    ran(fakes)
+    assert main(["run", "specs/x.yaml"]) == 0
+    assert ran(fakes) == ["data", "train", "evaluate", "generate"]
+
+
+def test_a_damaged_upstream_entry_is_rebuilt_before_a_stage_loads_it(project, tmp_path, capsys, fakes):
+    assert main(["run", "specs/x.yaml"]) == 0
+    model_key = entries(tmp_path / "store")["model"]
+    weights = tmp_path / "store" / "store" / model_key[:2] / model_key / "out" / "params.json"
+    st = weights.stat()
+    text = weights.read_bytes()
+    weights.write_bytes(bytes([text[0] ^ 1]) + text[1:])  # one flipped bit, same size
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the mtime put back
+    ran(fakes)
+    capsys.readouterr()
+    assert main(["run", "specs/x.yaml", "--force", "train"]) == 0
+    out = capsys.readouterr().err
+    assert "cached output is damaged" in out and "rebuilding" in out
+    assert ran(fakes) == ["model", "train", "evaluate", "generate"]
+    assert list((tmp_path / "store" / "corrupt").iterdir())
+    assert main(["cache", "verify"]) == 0
+
+
+def test_cache_verify_rehashes_the_inputs_records_name(project, capsys):
+    assert main(["run", "specs/x.yaml"]) == 0
+    data = project / "data" / "train.txt"
+    st = data.stat()
+    data.write_text(data.read_text().replace("one", "One"))
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))
+    capsys.readouterr()
+    assert main(["cache", "verify"]) == 0
+    out = capsys.readouterr().out
+    assert "input data/train.txt differs from what x.lock.json recorded for data" in out
+    assert "rehashed 2 inputs named by 1 records" in out
+
+
+# -- clear errors ------------------------------------------------------------------------------------
+
+def test_a_garbage_digest_database_is_rebuilt(project, tmp_path, fakes):
+    assert main(["run", "specs/x.yaml"]) == 0
+    (tmp_path / "store" / "state.sqlite").write_bytes(b"this is not sqlite" * 100)
+    ran(fakes)
+    assert main(["run", "specs/x.yaml"]) == 0
+    assert ran(fakes) == []
+    assert main(["plan", "specs/x.yaml"]) == 0
+
+
+@pytest.mark.parametrize("damage", [{"files": {"params.json": {"size": "12"}}}, {"files": []}, {"payload": None}, []])
+def test_a_manifest_with_missing_or_mistyped_fields_counts_as_damaged(project, tmp_path, capsys, fakes, damage):
+    assert main(["run", "specs/x.yaml"]) == 0
+    key = entries(tmp_path / "store")["generate"]
+    manifest = tmp_path / "store" / "store" / key[:2] / key / "manifest.json"
+    data = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**data, **damage} if isinstance(damage, dict) else damage))
+    ran(fakes)
+    capsys.readouterr()
+    assert main(["run", "specs/x.yaml"]) == 0
+    assert ran(fakes) == ["generate"]
+    assert main(["cache", "ls"]) == 0 and main(["cache", "verify"]) == 0
+
+
+def test_a_planted_lock_symlink_is_refused(project, tmp_path, capsys):
+    assert main(["plan", "specs/x.yaml", "--json"]) == 0
+    key = json.loads(capsys.readouterr().out)[0]["key"]
+    locks = tmp_path / "store" / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (locks / f"{key}.lock").symlink_to(victim)
+    assert main(["run", "specs/x.yaml"]) == 1
+    assert "is a symlink; refusing to follow it" in capsys.readouterr().err
+    assert victim.read_text() == "keep me"
+
+
+def test_a_run_waiting_on_another_runs_lock_says_what_it_waits_for(project, tmp_path):
+    first = engine(project, "run", "specs/x.yaml", ENGINE_FAULT="before-commit:train:sleep=3")
+    wait_for_line(first.stderr, "fault: before-commit train")
+    second = engine(project, "run", "specs/x.yaml")
+    out, err = second.communicate(timeout=60)
+    assert first.wait(60) == 0 and second.returncode == 0, out + err
+    assert "waiting for another run that is building train" in out + err
+    assert "built meanwhile by another run" in out + err
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_disk_full_says_so_and_commits_nothing(project, tiny_disk, monkeypatch):
+    store = tiny_disk / "store"
+    proc = engine(project, "run", "specs/x.yaml", "--store", str(store), FAKE_BIG="train=1000000")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out + err
+    assert "disk full" in err and "MB free now" in err and "Traceback" not in out + err
+    assert "train" not in entries(store)
+    assert not [p for p in (store / "tmp").iterdir() if p.name.startswith(entries(store).get("train", "-"))]
+
+
+def test_an_unreadable_input_is_a_clear_error(project, capsys):
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file")
+    data = project / "data" / "train.txt"
+    data.chmod(0)
+    assert main(["plan", "specs/x.yaml"]) == 1
+    assert "cannot read input data/train.txt" in capsys.readouterr().err

@@ -1,0 +1,210 @@
+"""The team contract: a spec and its record in git are the experiment, in any clone, from any folder.
+
+Projects are laid out as users lay them out (`specs/x.yaml` beside `data/`), in real git repos,
+driven through the CLI with the fast fake stages (same keys as the real ones).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fake_stages
+from engine.cli import main
+from engine.stages import STAGES
+
+TESTS = Path(__file__).resolve().parent
+
+SPEC = """\
+spec_version: 1
+name: scenes
+seed: 1
+model:
+  path: ../models/base
+data:
+  source: {files: ../data/train.txt}
+train:
+  learning_rate: 5.0e-5
+  epochs: 1
+evaluate: {split: test}
+generate:
+  prompts: ["Once"]
+"""
+
+
+def git(root: Path, *args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True,
+                         env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                              "GIT_COMMITTER_EMAIL": "t@t"})
+    return out.stdout
+
+
+def make_project(root: Path) -> Path:
+    (root / "specs").mkdir(parents=True)
+    (root / "data").mkdir()
+    (root / "data" / "train.txt").write_text("ACT I. Scene one.\n\nACT II. Scene two.\n\nACT III. Scene three.\n")
+    (root / "models" / "base").mkdir(parents=True)
+    (root / "models" / "base" / "config.json").write_text("{}")
+    (root / "models" / "base" / "model.safetensors").write_bytes(b"weights")
+    (root / "specs" / "x.yaml").write_text(SPEC)
+    git(root, "init", "-q")
+    return root
+
+
+@pytest.fixture
+def fakes(tmp_path, monkeypatch):
+    log = tmp_path / "runs.log"
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    for kind in list(STAGES):
+        monkeypatch.setitem(STAGES, kind, STAGES[kind])
+    fake_stages.install()
+    return log
+
+
+@pytest.fixture
+def project(tmp_path, fakes, monkeypatch):
+    root = make_project(tmp_path / "team")
+    monkeypatch.chdir(root)
+    return root
+
+
+def ran(log: Path) -> list[str]:
+    names = log.read_text().split() if log.exists() else []
+    log.write_text("")
+    return names
+
+
+def plan_json(capsys, spec="specs/x.yaml", *args) -> dict:
+    capsys.readouterr()
+    assert main(["plan", spec, "--json", *args]) == 0
+    return {s["stage"]: s for s in json.loads(capsys.readouterr().out)}
+
+
+# -- portable keys and records ---------------------------------------------------------------------
+
+def test_clone_at_another_path_finds_every_stage_cached_with_the_same_keys(project, tmp_path, capsys, fakes):
+    assert main(["run", "specs/x.yaml"]) == 0
+    record_text = (project / "specs" / "x.lock.json").read_text()
+    assert str(tmp_path) not in record_text  # no machine path in the record
+    labels = json.loads(record_text)["nodes"]["data"]["payload"]["inputs"]
+    assert list(labels) == ["data/train.txt"]  # relative to the project root, not to the spec
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "experiment")
+    clone = tmp_path / "elsewhere" / "deeper" / "clone"
+    git(tmp_path, "clone", "-q", str(project), str(clone))
+    os.chdir(clone / "specs")  # and from a subfolder, with a spec path relative to it
+    before = plan_json(capsys, "x.yaml")
+    ran(fakes)
+    assert {s["action"] for s in before.values()} == {"cached"}
+    assert {n: s["key"] for n, s in before.items()} == {n: v["key"] for n, v in json.loads(record_text)["nodes"].items()}
+    assert main(["run", "x.yaml"]) == 0
+    assert ran(fakes) == []
+    assert (clone / "specs" / "x.lock.json").read_text() == record_text
+
+
+# Keys of the spec above on fixed inputs, with library versions pinned. A change here without a
+# VERSION bump of the stage means every user's cache silently misses (or, worse, hits wrongly).
+GOLDEN = {
+    ("model", 1): "379b6c8b09bda170fae1ddb4cd92092c6744c7477b7e9bf90316abb51430ced4",
+    ("data", 1): "2d9e884da9fc1db7018c927b66286e1e6f8e7867d8602f2ea725b04cef88843e",
+    ("train", 1): "52c34a2c077d14fcf8516ade6581b272ac6f044851f18069f2f615d8c87cb933",
+    ("evaluate", 1): "175d53832e01b0de32b21842a4ed01292ee1104f85527f9e0f39505982225c7d",
+    ("generate", 1): "aae2fab4bc74fda96eb5cc255b8685d4777a08f42e982f93dcff05bb0252ce9b",
+}
+
+
+def test_golden_keys_change_only_with_a_version_bump(project, capsys, monkeypatch):
+    import engine.core.plan as plan_module
+
+    monkeypatch.setattr(plan_module, "library_versions", lambda names: {n: "1.0" for n in names})
+    assert main(["run", "specs/x.yaml"]) == 0  # data's key needs the model's (fake) tokenizer digest
+    keys = {(n, STAGES[s["kind"]].VERSION): s["key"] for n, s in plan_json(capsys).items()}
+    missing = {k: v for k, v in keys.items() if k not in GOLDEN}
+    assert not missing, f"a stage VERSION changed: record the new golden keys {missing}"
+    assert keys == GOLDEN, "a key changed without a VERSION bump of its stage"
+
+
+def test_input_outside_the_project_needs_the_operator(project, tmp_path, capsys, monkeypatch, fakes):
+    outside = tmp_path / "secrets"
+    outside.mkdir()
+    (outside / "train.txt").write_text("private\n")
+    (project / "data" / "train.txt").unlink()
+    (project / "data" / "train.txt").symlink_to(outside / "train.txt")
+    assert main(["plan", "specs/x.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "data/train.txt is outside the project" in err and "symlink" in err and "--allow-outside-project" in err
+    assert main(["run", "specs/x.yaml"]) == 2
+    assert ran(fakes) == []
+    assert main(["run", "specs/x.yaml", "--allow-outside-project"]) == 0
+    record = (project / "specs" / "x.lock.json").read_text()
+    assert str(tmp_path) not in record
+    monkeypatch.setenv("ENGINE_ALLOW_OUTSIDE_PROJECT", "1")
+    (project / "specs" / "y.yaml").write_text(SPEC.replace("../data/train.txt", "../../secrets/train.txt"))
+    assert main(["run", "specs/y.yaml"]) == 0
+    labels = json.loads((project / "specs" / "y.lock.json").read_text())["nodes"]["data"]["payload"]["inputs"]
+    assert list(labels) == ["../secrets/train.txt"]
+
+
+def test_a_set_run_leaves_the_spec_record_alone(project, capsys, fakes):
+    assert main(["run", "specs/x.yaml"]) == 0
+    record = project / "specs" / "x.lock.json"
+    before = record.read_bytes()
+    ran(fakes)
+    capsys.readouterr()
+    assert main(["run", "specs/x.yaml", "--set", "train.learning_rate=1e-4"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out + captured.err
+    assert ran(fakes) == ["train", "evaluate", "generate"]
+    assert record.read_bytes() == before
+    assert "was left alone" in out
+    assert {s["action"] for s in plan_json(capsys).values()} == {"cached"}  # the spec's own outputs
+    capsys.readouterr()
+    assert main(["show", "specs/x.yaml", "--set", "train.learning_rate=1e-4", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["overrides"] == ["train.learning_rate=1e-4"] and shown["status"] == "current"
+    assert shown["nodes"]["train"]["payload"]["params"]["train"]["learning_rate"] == 1e-4
+    assert main(["show", "specs/x.yaml", "--set", "train.learning_rate=3e-4"]) == 1
+    assert "no record for specs/x.yaml with these --set values" in capsys.readouterr().err
+
+
+def test_show_says_when_the_record_is_out_of_date_and_prints_whole_paths(project, capsys, monkeypatch):
+    assert main(["run", "specs/x.yaml"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "60")
+    assert main(["show", "specs/x.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "out of date" not in out
+    trains = [line for line in out.splitlines() if line.strip().startswith("train:")]
+    assert len(trains) == 1 and Path(trains[0].split(":", 1)[1].strip()).is_dir()  # whole, at 60 columns
+    (project / "specs" / "x.yaml").write_text(SPEC.replace("5.0e-5", "1.0e-4"))
+    assert main(["show", "specs/x.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "out of date: train, evaluate, generate" in out
+    assert main(["show", "specs/x.yaml", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["nodes"]["model"]["status"] == "current" and shown["nodes"]["train"]["status"] == "out of date"
+
+
+def test_store_stays_out_of_git_and_is_private(tmp_path, fakes, monkeypatch):
+    root = make_project(tmp_path / "p")
+    monkeypatch.delenv("ENGINE_STORE")
+    monkeypatch.chdir(root / "specs")
+    assert main(["run", "x.yaml"]) == 0
+    assert (root / ".engine" / "store").is_dir()  # at the project root, not beside the spec
+    assert (root / ".engine").stat().st_mode & 0o777 == 0o700
+    git(root, "add", "-A")
+    assert ".engine" not in git(root, "status", "--porcelain")
+
+
+@pytest.mark.parametrize("reader", ["head -1", "true"])  # `true` leaves before a byte is written
+@pytest.mark.parametrize("command", ["schema", "show specs/x.yaml", "cache ls"])
+def test_piping_into_head_ends_without_a_traceback(project, reader, command):
+    assert main(["run", "specs/x.yaml"]) == 0
+    out = subprocess.run(f"{sys.executable} -m engine {command} | {reader}; echo \"exit ${{PIPESTATUS[0]}}\"",
+                         shell=True, executable="/bin/bash", cwd=project, capture_output=True, text=True)
+    assert "Traceback" not in out.stderr and "Exception" not in out.stderr, out.stderr
+    assert out.stdout.split()[-1] in ("0", "1", "141"), out.stderr  # rich exits 1 on a broken pipe
