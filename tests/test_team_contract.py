@@ -208,3 +208,12 @@ def test_piping_into_head_ends_without_a_traceback(project, reader, command):
                          shell=True, executable="/bin/bash", cwd=project, capture_output=True, text=True)
     assert "Traceback" not in out.stderr and "Exception" not in out.stderr, out.stderr
     assert out.stdout.split()[-1] in ("0", "1", "141"), out.stderr  # rich exits 1 on a broken pipe
+
+
+def test_a_base_spec_outside_the_project_needs_the_operator(project, tmp_path, capsys):
+    (tmp_path / "base.yaml").write_text(SPEC)
+    (project / "specs" / "z.yaml").write_text("extends: ../../base.yaml\nname: z\n")
+    assert main(["validate", "specs/z.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "specs/z.yaml:1:10  $.extends  ../../base.yaml is outside the project" in err
+    assert main(["validate", "specs/z.yaml", "--allow-outside-project"]) == 0

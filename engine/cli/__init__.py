@@ -73,10 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_USAGE
-    if getattr(args, "allow_outside_project", False):
-        from engine.core.project import allow_outside
+    from engine.core.project import allow_outside
 
-        allow_outside()
+    allow_outside(getattr(args, "allow_outside_project", False))  # per command, never left over
     try:
         code = int(handler(args) or EXIT_OK)
         sys.stdout.flush()
