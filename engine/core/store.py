@@ -163,13 +163,14 @@ class Store:
         commits weights; warn once when others may write into it."""
         try:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            ignore = self.root / ".gitignore"
-            if not ignore.exists():
-                _write_new(ignore, "# the engine's store: build outputs, never committed\n*\n")
             mode = self.root.stat().st_mode
         except OSError as exc:
             raise StoreError(f"cannot create the store at {self.root}: {exc.strerror}; "
                              f"pass --store DIR or set ENGINE_STORE to a writable folder") from exc
+        ignore = self.root / ".gitignore"
+        if not ignore.exists():
+            with contextlib.suppress(OSError):  # a read-only store can still serve hits
+                _write_new(ignore, "# the engine's store: build outputs, never committed\n*\n")
         if mode & 0o022:
             import sys
 
