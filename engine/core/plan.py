@@ -30,14 +30,16 @@ class Step:
 
 
 def compute_payload(graph: Graph, node: Node, keys: dict[str, str], entries: dict[str, Entry], digests: DigestCache,
-                    recorded: dict | None = None) -> dict | None:
+                    recorded: dict | None = None, inputs: dict[str, str] | None = None) -> dict | None:
     """The node's key payload, or None if an output dependency has not been built yet.
 
     `recorded` (a record's nodes) supplies an output digest whose upstream is not in the store
     but whose key is unchanged since the record: the same key made the same output. Only for
-    reporting (status); a run always digests the real upstream output."""
+    reporting (status); a run always digests the real upstream output. `inputs` (label -> digest)
+    replaces reading the files, for a spec as of a git revision (engine.review.inputs)."""
     stage = STAGES[node.kind]
-    inputs = input_digests(graph, node, digests)  # first: a missing file is an error now
+    if inputs is None:
+        inputs = input_digests(graph, node, digests)  # first: a missing file is an error now
     upstream: dict = {}
     for dep in node.deps:
         if dep in node.output_deps:

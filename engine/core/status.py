@@ -34,15 +34,17 @@ class NodeStatus:
     in_store: bool  # today's key has a finished entry in the store
 
 
-def record_status(graph: Graph, store: Store, digests: DigestCache, record: dict | None) -> dict[str, NodeStatus]:
-    """Status of every node of the graph against `record` (see module docstring)."""
+def record_status(graph: Graph, store: Store, digests: DigestCache, record: dict | None,
+                  inputs: dict[str, dict[str, str]] | None = None) -> dict[str, NodeStatus]:
+    """Status of every node of the graph against `record` (see module docstring). `inputs`
+    ({node: {label: digest}}) replaces reading the files, for a spec as of a git revision."""
     recorded = (record or {}).get("nodes", {})
     keys: dict[str, str] = {}
     entries: dict = {}
     out: dict[str, NodeStatus] = {}
     for name in graph.order:
         node = graph.nodes[name]
-        payload = compute_payload(graph, node, keys, entries, digests, recorded)
+        payload = compute_payload(graph, node, keys, entries, digests, recorded, (inputs or {}).get(name))
         key = key_of(payload) if payload is not None else None
         entry = None
         if key is not None:
