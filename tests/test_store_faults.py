@@ -216,3 +216,14 @@ def test_an_unreadable_input_is_a_clear_error(project, capsys):
     data.chmod(0)
     assert main(["plan", "specs/x.yaml"]) == 1
     assert "cannot read input data/train.txt" in capsys.readouterr().err
+
+
+def test_sigterm_mid_stage_exits_143_caches_nothing_and_says_how_to_continue(project, tmp_path, fakes):
+    proc = engine(project, "run", "specs/x.yaml", ENGINE_FAULT="before-commit:train:sleep=30")
+    wait_for_line(proc.stderr, "fault: before-commit train")
+    proc.terminate()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, out + err
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err
+    assert sorted(entries(tmp_path / "store")) == ["data", "model"]
+    assert not list((tmp_path / "store" / "tmp").iterdir())

@@ -1,7 +1,7 @@
 """`engine` command line: one parser, and the one place that turns errors into exit codes.
 
-Exit codes: 0 ok, 1 a stage failed, 2 a bad spec or bad usage, 130 interrupted, 141 the reader of
-the output went away (`engine ... | head`, as SIGPIPE would).
+Exit codes: 0 ok, 1 a stage failed, 2 a bad spec or bad usage, 130 interrupted, 143 terminated
+(SIGTERM), 141 the reader of the output went away (`engine ... | head`, as SIGPIPE would).
 Commands import what they need inside their handlers, so `engine validate` never pays for torch.
 """
 from __future__ import annotations
@@ -14,7 +14,21 @@ from typing import Callable, Sequence
 from engine import __version__
 from engine.errors import EngineError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 0, 1, 2, 130, 141, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so staging dirs are cleaned and the reason is printed."""
+
+
+def terminate_gracefully() -> None:
+    """Make SIGTERM raise Terminated in the main thread (a stage may install its own meanwhile)."""
+    import signal
+
+    def _raise(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, _raise)
 
 
 def command_modules() -> list:
@@ -83,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `engine ... | head`: the reader left; stop quietly, like git
         _silence_stdout()
         return EXIT_BROKEN_PIPE
+    except Terminated:
+        print("\nterminated (SIGTERM): nothing of the running stage was cached, finished stages stay cached; "
+              "run the same command again to continue (training resumes from its last complete checkpoint)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

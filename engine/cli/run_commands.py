@@ -110,7 +110,10 @@ def run(args) -> int:
     from engine.core.reporter import ConsoleReporter
     from engine.core.runner import run_plan
 
+    from engine.cli import terminate_gracefully
+
     spec, store, graph, digests, steps, record, record_file = _prepare(args)
+    terminate_gracefully()
     reporter = ConsoleReporter(quiet=False)
     result = run_plan(graph, steps, store, digests, reporter,
                       {"trust_remote_code": args.trust_remote_code, "allow_pickle": args.allow_pickle})
