@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -36,7 +37,7 @@ def encoder(tmp_path_factory):
 def project(tmp_path, encoder):
     root = tmp_path / "p"
     root.mkdir()
-    os.symlink(encoder, root / "encoder")
+    shutil.copytree(encoder, root / "encoder")  # inside the project: a spec reads only its project
     write_jsonl(root / "data.jsonl", labelled_records())
     (root / "spec.yaml").write_text(SPEC)
     os.chdir(root)

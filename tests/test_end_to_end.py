@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ def tiny_model(tmp_path_factory) -> Path:
 def project(tmp_path, tiny_model):
     root = tmp_path / "project"
     write_jsonl(root / "data" / "scenes.jsonl", screenplay_records(40))
-    os.symlink(tiny_model, root / "tiny-model")
+    shutil.copytree(tiny_model, root / "tiny-model")  # inside the project: a spec reads only its project
     os.chdir(root)
     return root
 
@@ -110,6 +111,19 @@ def test_model_from_config_with_trained_tokenizer(project, tmp_path):
     assert nodes["tokenizer"]["facts"]["vocab_size"] <= 300
     assert nodes["model"]["facts"]["architecture"] == "llama"
     assert nodes["model"]["payload"]["upstream"] == {"tokenizer": nodes["tokenizer"]["key"]}
+
+
+@pytest.mark.parametrize("lora", ["", "\n  lora: {r: 4, alpha: 8, merge: false}"])
+def test_show_names_a_train_output_that_from_pretrained_loads(project, capsys, lora):
+    from transformers import AutoModelForCausalLM
+
+    (project / "spec.yaml").write_text(spec_text(PATH_MODEL + lora))
+    assert main(["run", "spec.yaml", "--until", "train"]) == 0
+    capsys.readouterr()
+    assert main(["show", "spec.yaml", "--json"]) == 0
+    output = json.loads(capsys.readouterr().out)["nodes"]["train"]["output"]
+    model = AutoModelForCausalLM.from_pretrained(output)
+    assert model.config.n_layer == 2 and (Path(output).name == "adapter") == bool(lora)
 
 
 def test_lora_adapter_kept_separate(project, tmp_path):
