@@ -227,3 +227,18 @@ def test_sigterm_mid_stage_exits_143_caches_nothing_and_says_how_to_continue(pro
     assert "terminated (SIGTERM)" in err and "Traceback" not in err
     assert sorted(entries(tmp_path / "store")) == ["data", "model"]
     assert not list((tmp_path / "store" / "tmp").iterdir())
+
+
+def test_a_read_only_store_with_a_changed_input_is_a_clear_error(project, tiny_disk, fakes):
+    store = tiny_disk / "store"
+    assert main(["run", "specs/x.yaml", "--store", str(store)]) == 0
+    if subprocess.run(["mount", "-o", "remount,ro", str(tiny_disk)], capture_output=True).returncode:
+        pytest.skip("cannot remount read-only here")
+    ran(fakes)
+    assert main(["run", "specs/x.yaml", "--store", str(store)]) == 0  # all hits: a read-only store still serves
+    assert ran(fakes) == []
+    (project / "data" / "train.txt").write_text("changed\n")
+    proc = engine(project, "run", "specs/x.yaml", "--store", str(store))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in out + err
+    assert "cannot create a lock" in err and "Read-only file system" in err and "--store DIR" in err

@@ -9,6 +9,7 @@ in the stamp because no user tool can put it back: a same-size edit with the mti
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -46,7 +47,7 @@ class DigestCache:
             self._known = {}
             if self.db_path.exists():
                 try:
-                    with sqlite3.connect(self.db_path, timeout=30) as db:
+                    with contextlib.closing(sqlite3.connect(self.db_path, timeout=30)) as db:
                         for row in db.execute(f"SELECT path, dev, ino, size, mtime_ns, ctime_ns, digest FROM {TABLE}"):
                             self._known[row[0]] = row[1:]
                 except sqlite3.DatabaseError:
@@ -105,7 +106,7 @@ class DigestCache:
         self._fresh = []
 
     def _write(self) -> None:
-        with sqlite3.connect(self.db_path, timeout=30) as db:
+        with contextlib.closing(sqlite3.connect(self.db_path, timeout=30)) as db, db:
             db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
                        " size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, digest TEXT)")
             db.executemany(f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)", self._fresh)
