@@ -118,7 +118,7 @@ def test_generation_setting_reruns_generate_only(project, capsys):
     steps = plan(capsys)
     assert {n: s["action"] for n, s in steps.items()} == {
         "model": "cached", "data": "cached", "train": "cached", "evaluate": "cached", "generate": "run"}
-    assert steps["generate"]["reasons"] == ["generate.temperature 0.8 -> 0.5"]
+    assert steps["generate"]["why"] == ["generate.temperature 0.8 -> 0.5"]
     run()
     assert ran(project) == ["generate"]
 
@@ -127,8 +127,10 @@ def test_training_hyperparameter_reruns_train_and_after(project, capsys):
     run(), ran(project)
     edit(project, "learning_rate: 5.0e-5", "learning_rate: 1.0e-4")
     steps = plan(capsys)
-    assert steps["train"]["reasons"] == ["train.learning_rate 5e-05 -> 0.0001"]
-    assert steps["evaluate"]["reasons"] == ["upstream train will run"]
+    assert steps["train"]["why"] == ["train.learning_rate 5e-05 -> 0.0001"]
+    assert steps["train"]["reasons"] == [{"kind": "field", "field": "train.learning_rate", "old": 5e-05, "new": 0.0001}]
+    assert steps["evaluate"]["reasons"] == [{"kind": "upstream", "stages": ["train"], "change": "will run"}]
+    assert steps["evaluate"]["why"] == ["upstream train will run"]
     run()
     assert ran(project) == ["train", "evaluate", "generate"]
 
@@ -143,7 +145,7 @@ def test_data_content_change_reruns_data_and_after(project, capsys):
     run(), ran(project)
     (project / "data" / "b.txt").write_text("a different third text\n")
     steps = plan(capsys)
-    assert steps["data"]["reasons"] == ["input data/b.txt changed"]
+    assert steps["data"]["why"] == ["input data/b.txt changed"]
     run()
     assert ran(project) == ["data", "train", "evaluate", "generate"]
 
@@ -151,7 +153,7 @@ def test_data_content_change_reruns_data_and_after(project, capsys):
 def test_new_data_file_is_an_input(project, capsys):
     run(), ran(project)
     (project / "data" / "c.txt").write_text("more\n")
-    assert plan(capsys)["data"]["reasons"] == ["input data/c.txt added"]
+    assert plan(capsys)["data"]["why"] == ["input data/c.txt added"]
 
 
 def test_touch_without_change_reruns_nothing(project):
@@ -178,7 +180,7 @@ def test_same_size_edit_with_mtime_put_back_is_caught(project):
 def test_version_bump_reruns_stage_and_descendants(project, monkeypatch, capsys):
     run(), ran(project)
     monkeypatch.setattr(STAGES["train"], "VERSION", STAGES["train"].VERSION + 1)
-    assert plan(capsys)["train"]["reasons"] == [f"stage version {STAGES['train'].VERSION - 1} -> {STAGES['train'].VERSION}"]
+    assert plan(capsys)["train"]["why"] == [f"stage version {STAGES['train'].VERSION - 1} -> {STAGES['train'].VERSION}"]
     run()
     assert ran(project) == ["train", "evaluate", "generate"]
 
@@ -186,7 +188,7 @@ def test_version_bump_reruns_stage_and_descendants(project, monkeypatch, capsys)
 def test_force_and_until(project, capsys):
     run(), ran(project)
     steps = plan(capsys, "--force", "train")
-    assert steps["train"]["reasons"] == ["--force"] and steps["generate"]["action"] == "run"
+    assert steps["train"]["why"] == ["--force"] and steps["generate"]["action"] == "run"
     assert run("--force", "evaluate") == 0
     assert ran(project) == ["evaluate"]
     assert not (Path(os.environ["ENGINE_STORE"]) / "corrupt").exists()  # a forced rebuild replaces, it is not damage
@@ -216,6 +218,17 @@ def test_failure_caches_nothing_and_skips_downstream(project, monkeypatch, capsy
     assert ran(project) == ["train", "evaluate", "generate"]  # model and data stayed cached
 
 
+def test_a_failure_skips_its_dependents_only(project, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_FAIL", "evaluate")
+    assert run() == 1
+    err = capsys.readouterr().err
+    assert "evaluate failed on purpose" in err and "skipped" not in err
+    assert ran(project) == ["model", "data", "train", "evaluate", "generate"]  # generate does not need evaluate
+    monkeypatch.delenv("FAKE_FAIL")
+    assert run() == 0
+    assert ran(project) == ["evaluate"]
+
+
 def test_damaged_entry_is_reported_and_rebuilt(project, capsys, tmp_path):
     run(), ran(project)
     store = tmp_path / "store" / "store"
@@ -224,7 +237,7 @@ def test_damaged_entry_is_reported_and_rebuilt(project, capsys, tmp_path):
     params[0].write_text(params[0].read_text()[:-5])  # truncated
     steps = plan(capsys)
     assert steps["data"]["action"] == "run"
-    assert "cached output is damaged (output file params.json has" in steps["data"]["reasons"][0]
+    assert "cached output is damaged (output file params.json has" in steps["data"]["why"][0]
     assert run() == 0
     assert ran(project) == ["data"]  # rebuilt; same key, so downstream entries stay valid
     assert list((tmp_path / "store" / "corrupt").iterdir())

@@ -75,7 +75,10 @@ def spec_label(spec) -> str:
 
 
 def plan_as_json(steps) -> list[dict]:
-    return [{"stage": s.node.name, "kind": s.node.kind, "action": s.action, "key": s.key, "reasons": s.reasons}
+    from engine.core.reasons import render
+
+    return [{"stage": s.node.name, "kind": s.node.kind, "action": s.action, "key": s.key, "reasons": s.reasons,
+             "why": [render(r) for r in s.reasons]}
             for s in steps]
 
 
@@ -84,6 +87,8 @@ def print_plan(steps, stream=None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from engine.core.reasons import render_all
+
     table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
     table.add_column("stage")
     table.add_column("action")
@@ -91,7 +96,7 @@ def print_plan(steps, stream=None) -> None:
     table.add_column("why")
     for s in steps:
         style = "green" if s.action == "cached" else "cyan"
-        table.add_row(escape(s.node.name), f"[{style}]{s.action}[/]", (s.key or "pending")[:12], escape("; ".join(s.reasons)))
+        table.add_row(escape(s.node.name), f"[{style}]{s.action}[/]", (s.key or "pending")[:12], escape(render_all(s.reasons)))
     Console(file=stream or sys.stdout, highlight=False).print(table)
 
 
@@ -133,14 +138,16 @@ def run(args) -> int:
                          + " ".join(f"--set {shlex.quote(o)}" for o in args.overrides) + "`", "note")
     else:
         skipped = f"; skipped {', '.join(result.skipped)}" if result.skipped else ""
-        reporter.say(f"failed: {result.failed}{skipped}. Nothing of {result.failed} was cached; "
-                     f"fix the problem and run again; finished stages stay cached.", "error")
-        if getattr(args, "verbose", False) and result.error is not None:
+        failed = " and ".join(result.failed)
+        reporter.say(f"failed: {failed}{skipped}. Nothing of {failed} was cached; the spec's record was not "
+                     f"written; fix the problem and run again; finished stages stay cached.", "error")
+        if getattr(args, "verbose", False):
             import traceback
 
-            traceback.print_exception(result.error)
+            for error in result.errors.values():
+                traceback.print_exception(error)
     if args.json:
-        print(json.dumps({"ok": result.ok, "ran": result.ran, "failed": result.failed, "skipped": result.skipped,
+        print(json.dumps({"ok": result.ok, "ran": result.ran, "failed": result.failed, "skipped": list(result.skipped),
                           "stages": {n: {"key": e.key, "path": str(e.out), "metrics": e.manifest.get("result", {}).get("metrics", {})}
                                      for n, e in result.entries.items()}}, indent=2))
     return 0 if result.ok else 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.core import reasons as why
 from engine.core.digests import DigestCache
 from engine.core.graph import Graph, Node
 from engine.core.payload import Known, key_of, library_versions, make_payload
@@ -23,7 +24,7 @@ class Step:
     action: str  # RUN or CACHED
     key: str | None  # None until the upstream output it depends on exists (computed at run time)
     payload: dict | None
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[dict] = field(default_factory=list)  # engine.core.reasons; rendered for people
     entry: Entry | None = None  # the store entry when cached
     force: bool = False  # rebuild even if the store has it (--force, or downstream of a forced node)
     damaged: str | None = None  # why an existing entry is unusable, when it is
@@ -109,51 +110,51 @@ def make_plan(graph: Graph, store: Store, digests: DigestCache, record: dict | N
         forced_upstream = [d for d in node.deps if d in steps and steps[d].force]
         if name in forced or forced_upstream:
             step.force = True
-            step.reasons.append("--force" if name in forced else f"upstream {' and '.join(forced_upstream)} will run")
+            step.reasons.append(why.forced() if name in forced else why.upstream(forced_upstream))
         elif key is None:
-            step.reasons.append(f"upstream {' and '.join(running_upstream)} will run")
+            step.reasons.append(why.upstream(running_upstream))
         elif step.entry is not None:
             step.action = CACHED
             entries[name] = step.entry
         else:
             if step.damaged:
-                step.reasons.append(f"cached output is damaged ({step.damaged}); rebuilding")
+                step.reasons.append(why.damaged(step.damaged))
             step.reasons.extend(explain(previous.get(name), payload, running_upstream))
         steps[name] = step
     return list(steps.values())
 
 
-def explain(old: dict | None, new: dict, running_upstream: list[str]) -> list[str]:
+def explain(old: dict | None, new: dict, running_upstream: list[str]) -> list[dict]:
     """Why a node with no cached output must run, compared with its last recorded payload."""
     if running_upstream:
-        return [f"upstream {' and '.join(running_upstream)} will run"]
+        return [why.upstream(running_upstream)]
     if not old or "payload" not in old:
-        return ["no cached output"]
+        return [why.no_output()]
     before = old["payload"]
     reasons = []
     for path, (a, b) in sorted(diff_values(before.get("params", {}), new["params"]).items()):
-        reasons.append(f"{path} {_short(a)} -> {_short(b)}")
+        reasons.append(why.field(path, a, b))
     old_inputs, new_inputs = before.get("inputs", {}), new["inputs"]
     for label in sorted(set(old_inputs) | set(new_inputs)):
         if label not in old_inputs:
-            reasons.append(f"input {label} added")
+            reasons.append(why.input_change(label, "added"))
         elif label not in new_inputs:
-            reasons.append(f"input {label} removed")
+            reasons.append(why.input_change(label, "removed"))
         elif old_inputs[label] != new_inputs[label]:
-            reasons.append(f"input {label} changed")
+            reasons.append(why.input_change(label, "modified"))
     if before.get("version") != new["version"]:
-        reasons.append(f"stage version {before.get('version')} -> {new['version']}")
+        reasons.append(why.version(before.get("version"), new["version"]))
     for lib, version in sorted(new["libraries"].items()):
         if before.get("libraries", {}).get(lib) != version:
-            reasons.append(f"{lib} {before.get('libraries', {}).get(lib)} -> {version}")
+            reasons.append(why.library(lib, before.get("libraries", {}).get(lib), version))
     if before.get("upstream") != new["upstream"]:
         changed = sorted(k for k in set(before.get("upstream", {})) | set(new["upstream"])
                          if before.get("upstream", {}).get(k) != new["upstream"].get(k))
-        reasons.append(f"upstream {' and '.join(changed)} changed")
-    return reasons or ["no cached output"]
+        reasons.append(why.upstream(changed, "changed"))
+    return reasons or [why.no_output()]
 
 
-MISSING = "(absent)"
+MISSING = why.MISSING
 
 
 def diff_values(a, b, prefix: str = "") -> dict[str, tuple]:
@@ -172,8 +173,3 @@ def diff_values(a, b, prefix: str = "") -> dict[str, tuple]:
     elif a != b or type(a) is bool and type(b) is not bool:
         out[prefix] = (a, b)
     return out
-
-
-def _short(value) -> str:
-    text = repr(value) if isinstance(value, str) and value != MISSING else str(value)
-    return text if len(text) <= 40 else text[:37] + "..."

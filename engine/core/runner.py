@@ -1,8 +1,8 @@
 """Running a plan: stages in order, each into a staging dir committed to the store whole.
 
 The runner sends events (started, cached, done, failed, skipped) to a reporter and prints
-nothing itself. A failure caches nothing and skips everything downstream of it; Ctrl-C leaves no
-partial entry.
+nothing itself. A failure caches nothing and skips only what depends on it: independent branches
+(generate when evaluate failed) still run. Ctrl-C leaves no partial entry.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from engine.core.context import ProgressBar, StageContext
 from engine.core.digests import DigestCache
 from engine.core.graph import Graph
 from engine.core.payload import key_of
+from engine.core.reasons import render_all
 from engine.core.plan import CACHED, Step, compute_payload, input_digests
 from engine.core.store import Entry, Store
 from engine.errors import EngineError, StageError
@@ -43,14 +44,14 @@ class Reporter(Protocol):
 @dataclass
 class RunResult:
     entries: dict[str, Entry] = field(default_factory=dict)
-    failed: str | None = None
-    error: BaseException | None = None
-    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    errors: dict[str, BaseException] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # node -> the failed upstream it waited on
     ran: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.failed is None
+        return not self.failed
 
 
 def run_plan(graph: Graph, steps: list[Step], store: Store, digests: DigestCache, reporter: Reporter,
@@ -85,14 +86,16 @@ def run_plan(graph: Graph, steps: list[Step], store: Store, digests: DigestCache
 
     for step in steps:
         name = step.node.name
-        if result.failed:
-            result.skipped.append(name)
-            reporter.event(Event("skipped", name, f"because {result.failed} failed"))
-            continue
         if step.action == CACHED and step.entry is not None:
             result.entries[name] = step.entry
             store.touch(step.entry)
             reporter.event(Event("cached", name))
+            continue
+        blocked = [d for d in step.node.deps if d in result.failed or d in result.skipped]
+        if blocked:  # a failure skips what depends on it, and nothing else
+            cause = sorted({result.skipped.get(d, d) for d in blocked})
+            result.skipped[name] = cause[0]
+            reporter.event(Event("skipped", name, f"because {' and '.join(cause)} failed"))
             continue
         try:
             for dep in step.node.deps:
@@ -105,7 +108,8 @@ def run_plan(graph: Graph, steps: list[Step], store: Store, digests: DigestCache
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - any stage failure is reported, never cached
-            result.failed, result.error = name, exc
+            result.failed.append(name)
+            result.errors[name] = exc
             detail = str(exc) if isinstance(exc, EngineError) else "".join(traceback.format_exception_only(exc)).strip()
             reporter.event(Event("failed", name, detail))
             continue
@@ -129,7 +133,7 @@ def _build(step: Step, graph: Graph, store: Store, digests: DigestCache, reporte
             reporter.event(Event("log", name, f"cached output was damaged ({damaged}); moved to {aside}"))
         staging = store.new_staging(key)
         try:
-            reporter.event(Event("started", name, "; ".join(step.reasons)))
+            reporter.event(Event("started", name, render_all(step.reasons)))
             started = time.time()
             ctx = StageContext(
                 name=name, params=step.node.params,
