@@ -36,50 +36,21 @@ def register(sub) -> None:
     p.set_defaults(handler=show)
 
 
-def _prepare(args):
-    from engine.core.digests import DigestCache
-    from engine.core.graph import resolve
-    from engine.core.plan import make_plan
-    from engine.core.record import read_record
-    from engine.core.store import Store, default_root
-    from engine.spec import load_spec
+def _plan(args):
+    from engine import api
 
-    spec = load_spec(Path(args.spec), args.overrides)
-    store = Store(Path(args.store).resolve() if args.store else default_root(spec.root))
-    store.prepare()
-    graph = resolve(spec)
-    digests = DigestCache(store.state_db, rehash=args.rehash)
-    record_file = override_record(spec, store, args.overrides)
-    # an override run's plan explains itself against its own earlier record, else the spec's
-    record = read_record(spec.path, record_file) or (read_record(spec.path) if record_file else None)
-    steps = make_plan(graph, store, digests, record, tuple(args.force), args.until)
-    return spec, store, graph, digests, steps, record, record_file
+    return api.plan(args.spec, args.overrides, store=args.store, force=tuple(args.force), until=args.until,
+                    rehash=args.rehash)
 
 
 def override_record(spec, store, overrides: list[str]) -> Path | None:
     """The store-side record of a run with `--set` overrides (None without overrides)."""
+    from engine.api import spec_label
     from engine.core.record import override_record_path
 
     if not overrides:
         return None
     return override_record_path(store.root, spec_label(spec), spec.name, overrides)
-
-
-def spec_label(spec) -> str:
-    """The spec's path relative to its project root (the same in every clone)."""
-    import os
-
-    from engine.core.project import project_root
-
-    return Path(os.path.relpath(spec.path, project_root(spec.root))).as_posix()
-
-
-def plan_as_json(steps) -> list[dict]:
-    from engine.core.reasons import render
-
-    return [{"stage": s.node.name, "kind": s.node.kind, "action": s.action, "key": s.key, "reasons": s.reasons,
-             "why": [render(r) for r in s.reasons]}
-            for s in steps]
 
 
 def print_plan(steps, stream=None) -> None:
@@ -101,46 +72,39 @@ def print_plan(steps, stream=None) -> None:
 
 
 def plan(args) -> int:
-    _, _, _, digests, steps, _, _ = _prepare(args)
-    digests.save()
+    p = _plan(args)
     if args.json:
-        print(json.dumps(plan_as_json(steps), indent=2))
+        print(json.dumps(p.as_json(), indent=2))
     else:
-        print_plan(steps)
+        print_plan(p.steps)
     return 0
 
 
 def run(args) -> int:
-    from engine.core.record import record_nodes, write_record
-    from engine.core.reporter import ConsoleReporter
-    from engine.core.runner import run_plan
-
+    from engine import api
     from engine.cli import terminate_gracefully
+    from engine.core.record import record_path
+    from engine.core.reporter import ConsoleReporter
 
-    spec, store, graph, digests, steps, record, record_file = _prepare(args)
+    p = _plan(args)
     terminate_gracefully()
     reporter = ConsoleReporter(quiet=False)
-    result = run_plan(graph, steps, store, digests, reporter,
-                      {"trust_remote_code": args.trust_remote_code, "allow_pickle": args.allow_pickle})
-    if result.ok:
-        extra = {"spec_file": spec_label(spec), "overrides": sorted(args.overrides)} if record_file else None
-        path = write_record(spec.path, spec.name, spec.get("seed"), record_nodes(graph, result.entries, record), record,
-                            record_file, extra)
+    outcome = api.run(p, reporter, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
+    result = outcome.result
+    if outcome.ok:
         if not result.ran:
-            reporter.say(f"nothing to do: every stage is cached (record {_rel(path)})", "note")
+            reporter.say(f"nothing to do: every stage is cached (record {_rel(outcome.record_path)})", "note")
         else:
-            reporter.say(f"ok: ran {', '.join(result.ran)}; record written to {_rel(path)}", "ok")
-        if record_file:
-            from engine.core.record import record_path
-
-            reporter.say(f"the spec's record {_rel(record_path(spec.path))} was left alone: it describes the spec as "
+            reporter.say(f"ok: ran {', '.join(result.ran)}; record written to {_rel(outcome.record_path)}", "ok")
+        if p.overrides:
+            reporter.say(f"the spec's record {_rel(record_path(p.spec.path))} was left alone: it describes the spec as "
                          f"written, not with --set. See this run with `engine show {args.spec} "
                          + " ".join(f"--set {shlex.quote(o)}" for o in args.overrides) + "`", "note")
     else:
         skipped = f"; skipped {', '.join(result.skipped)}" if result.skipped else ""
         failed = " and ".join(result.failed)
-        reporter.say(f"failed: {failed}{skipped}. Nothing of {failed} was cached; the spec's record was not "
-                     f"written; fix the problem and run again; finished stages stay cached.", "error")
+        reporter.say(f"failed: {failed}{skipped}. Nothing of {failed} was cached; the record was not written; "
+                     f"fix the problem and run again; finished stages stay cached.", "error")
         if getattr(args, "verbose", False):
             import traceback
 

@@ -1,0 +1,115 @@
+"""The library API: what the CLI, a report or an executor calls to plan and run a spec.
+
+    from engine.api import plan, run
+
+    p = plan("specs/quickstart.yaml", overrides=["train.learning_rate=1e-4"])
+    for step in p.steps:
+        print(step.node.name, step.action, p.why(step))
+    outcome = run(p)                      # silent unless given a reporter
+    print(outcome.ok, outcome.record_path, outcome.result.ran)
+
+`plan` never imports torch, transformers or datasets; neither does a `run` whose stages are all
+cached. The record of a run with overrides goes to the store, never beside the spec.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from engine.core.digests import DigestCache
+from engine.core.graph import Graph, resolve
+from engine.core.plan import Step, make_plan
+from engine.core.reasons import render_all
+from engine.core.record import override_record_path, read_record, record_nodes, record_path, write_record
+from engine.core.runner import Event, Reporter, RunResult, run_plan
+from engine.core.store import Store, default_root
+from engine.spec import Spec, load_spec
+
+
+@dataclass
+class Plan:
+    """A resolved spec, its stage graph, and for each stage `run` or `cached` with reasons."""
+
+    spec: Spec
+    store: Store
+    graph: Graph
+    digests: DigestCache
+    steps: list[Step]
+    record: dict | None  # the record the plan explains itself against
+    record_file: Path  # where this run's record goes: beside the spec, or in the store for --set runs
+    overrides: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def why(step: Step) -> str:
+        return render_all(step.reasons)
+
+    def as_json(self) -> list[dict]:
+        from engine.core.reasons import render
+
+        return [{"stage": s.node.name, "kind": s.node.kind, "action": s.action, "key": s.key, "reasons": s.reasons,
+                 "why": [render(r) for r in s.reasons]} for s in self.steps]
+
+
+@dataclass
+class Outcome:
+    result: RunResult
+    record_path: Path | None  # None when a stage failed (the record is then left as it was)
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok
+
+
+def spec_label(spec: Spec) -> str:
+    """The spec's path relative to its project root (the same in every clone)."""
+    from engine.core.project import project_root
+
+    return Path(os.path.relpath(spec.path, project_root(spec.root))).as_posix()
+
+
+def plan(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, store: str | Path | None = None,
+         force: tuple[str, ...] = (), until: str | None = None, rehash: bool = False,
+         registry: Mapping | None = None) -> Plan:
+    """Load and validate a spec, resolve its graph and plan it against the store (writes nothing
+    but the store's digest cache and, on first use, the store folder itself)."""
+    overrides = list(overrides)
+    spec = load_spec(Path(spec_path), overrides)
+    the_store = Store(Path(store).resolve() if store else default_root(spec.root))
+    the_store.prepare()
+    graph = resolve(spec) if registry is None else resolve(spec, registry)
+    digests = DigestCache(the_store.state_db, rehash=rehash)
+    if overrides:
+        record_file = override_record_path(the_store.root, spec_label(spec), spec.name, overrides)
+        # an override run explains itself against its own earlier record, else the spec's
+        record = read_record(spec.path, record_file) or read_record(spec.path)
+    else:
+        record_file = record_path(spec.path)
+        record = read_record(spec.path)
+    steps = make_plan(graph, the_store, digests, record, tuple(force), until)
+    digests.save()
+    return Plan(spec, the_store, graph, digests, steps, record, record_file, overrides)
+
+
+class _Silent:
+    def event(self, event: Event) -> None:
+        pass
+
+    def progress(self, node: str, total, description: str):
+        from engine.core.context import _NoBar
+
+        return _NoBar()
+
+
+def run(p: Plan, reporter: Reporter | None = None, *, trust_remote_code: bool = False,
+        allow_pickle: bool = False) -> Outcome:
+    """Build the plan's `run` steps and write the record when every stage succeeded."""
+    result = run_plan(p.graph, p.steps, p.store, p.digests, reporter or _Silent(),
+                      {"trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle})
+    if not result.ok:
+        return Outcome(result, None)
+    extra = {"spec_file": spec_label(p.spec), "overrides": sorted(p.overrides)} if p.overrides else None
+    path = write_record(p.spec.path, p.spec.name, p.spec.get("seed"), record_nodes(p.graph, result.entries, p.record),
+                        p.record, p.record_file, extra)
+    return Outcome(result, path)
