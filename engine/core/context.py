@@ -20,7 +20,7 @@ class StageContext:
 
     name: str  # node name, e.g. "train"
     params: FrozenDict  # the spec fields this node reads, nested as in the spec
-    inputs: dict[str, Path]  # upstream node name -> its output dir in the store
+    inputs: dict[str, Path]  # input role ("model", "data", "train") -> the upstream output dir in the store
     out: Path  # empty; becomes the store entry
     work: Path  # survives interruption (checkpoints); named by the key, removed after commit
     seed: int

@@ -1,36 +1,70 @@
-"""Resolve a validated spec into a graph of named stage nodes.
+"""Resolve a validated spec into a graph of named stage nodes, from a declared pipeline.
 
-    model ──► data ──► train ──► evaluate   (evaluate also reads data; evaluate and generate
-      │  (tokenizer) │    ▲   └──► generate    also read the base model, for LoRA adapters;
-      └──────────────┼────┘          ▲         generate reads data and copy-index when it
-                     └──► copy-index ┘         has checks)
-    (a `tokenizer` node comes first when a from-scratch model trains its own tokenizer)
+A pipeline is a tuple of node templates (the fine-tuning one is `engine/pipeline.py`): each
+names a node, its stage kind, a condition on the spec, and its inputs bound by *role*:
 
-Names are stable and readable. The resolver never assumes one node per kind: a node's name and
-its kind are separate, so sweeps (`train[learning_rate=1e-4]`) and multi-phase training can add
-nodes of a kind without changing the rest.
+    NodeTemplate("evaluate[baseline]", "evaluate", when=..., inputs={"model": "model", "data": "data"})
+
+The resolver keeps the templates whose condition holds, binds each role to the node it names
+(a binding can have its own condition), and orders the result. It knows no stage kind: the
+registry of kinds and the pipeline are arguments, so sweeps and multi-phase training are more
+templates of the same kinds, never new wiring. A stage receives its inputs by role
+(`ctx.inputs["model"]`), and its key chains upstream keys by role, so a node's name never
+enters a key.
+
+Names are stable and readable; a node's name and its kind are separate.
 """
 from __future__ import annotations
 
 import graphlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Mapping
 
+from engine.core.stage import Registry, ignored_fields
+from engine.errors import EngineError
 from engine.spec import FrozenDict, Spec, freeze
-from engine.stages import STAGES
+
+Condition = Callable[[Spec], bool]
+
+
+def always(spec: Spec) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Bind:
+    """An input role bound to a node, when `when` holds (a role of a node that is absent is left out)."""
+
+    node: str
+    when: Condition = always
+
+
+@dataclass(frozen=True)
+class NodeTemplate:
+    name: str
+    kind: str
+    inputs: Mapping[str, str | Bind] = field(default_factory=dict)  # role -> node name
+    # roles read through one named digest of the upstream's output rather than its key
+    # (data reads the model's tokenizer, not its weights): {"model": "tokenizer"}
+    output_deps: Mapping[str, str] = field(default_factory=dict)
+    when: Condition = always
 
 
 @dataclass(frozen=True)
 class Node:
-    """One stage instance: what it is, what it reads, what it comes after."""
+    """One stage instance: what it is, what it reads, which nodes feed which of its roles."""
 
     name: str
-    kind: str  # key into engine.stages.STAGES
+    kind: str  # key into the registry
     params: FrozenDict  # the resolved spec fields this node reads, nested as in the spec
-    deps: tuple[str, ...] = ()  # upstream node names
-    # Upstream nodes this node depends on through one named digest of their output rather than
-    # their key (data reads the model's tokenizer, not its weights): {"model": "tokenizer"}.
-    output_deps: FrozenDict = field(default_factory=FrozenDict)
+    inputs: FrozenDict = field(default_factory=FrozenDict)  # role -> upstream node name
+    output_deps: FrozenDict = field(default_factory=FrozenDict)  # role -> output digest name
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        """Upstream node names."""
+        return tuple(self.inputs.values())
 
 
 @dataclass(frozen=True)
@@ -38,6 +72,7 @@ class Graph:
     spec: Spec
     nodes: dict[str, Node]
     order: tuple[str, ...]  # topological
+    registry: Registry = field(default_factory=dict, repr=False)  # stage kinds by name
 
     def descendants(self, name: str) -> set[str]:
         out: set[str] = set()
@@ -61,8 +96,8 @@ class Graph:
         return out
 
 
-def _select(spec: Spec, dotted_paths: tuple[str, ...]) -> FrozenDict:
-    """The nested sub-tree of the spec holding just these dotted paths (absent ones skipped)."""
+def _select(spec: Spec, dotted_paths: tuple[str, ...], ignored: Mapping[str, str]) -> FrozenDict:
+    """The nested sub-tree of the spec holding just these dotted paths (absent and ignored ones skipped)."""
     out: dict = {}
     for dotted in dotted_paths:
         if not spec.has(dotted):
@@ -72,39 +107,42 @@ def _select(spec: Spec, dotted_paths: tuple[str, ...]) -> FrozenDict:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = spec.get(dotted)
+    for dotted in ignored:
+        *parents, last = dotted.split(".")
+        node = out
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
     return freeze(out)
 
 
-def node(spec: Spec, name: str, kind: str, deps: tuple[str, ...] = (), output_deps: dict | None = None) -> Node:
-    return Node(name, kind, _select(spec, STAGES[kind].reads(spec)), deps, freeze(output_deps or {}))
+def resolve(spec: Spec, registry: Registry | None = None, pipeline: tuple[NodeTemplate, ...] | None = None) -> Graph:
+    """The stage graph of a spec (pure: reads nothing but the spec). Without a registry and
+    pipeline, the fine-tuning ones of `engine.pipeline`."""
+    if registry is None or pipeline is None:
+        from engine.pipeline import default_registry, PIPELINE  # the application's, never a core import
 
-
-def resolve(spec: Spec) -> Graph:
-    """The stage graph of a spec (pure: reads nothing but the spec)."""
+        registry, pipeline = registry or default_registry(), pipeline or PIPELINE
+    present = {t.name for t in pipeline if t.when(spec)}
     nodes = []
-    model_deps: tuple[str, ...] = ()
-    if spec.has("model.config.tokenizer.train_vocab_size"):
-        nodes.append(node(spec, "tokenizer", "tokenizer"))
-        model_deps = ("tokenizer",)
-    nodes.append(node(spec, "model", "model", model_deps))
-    nodes.append(node(spec, "data", "data", ("model",), {"model": "tokenizer"}))
-    nodes.append(node(spec, "train", "train", ("model", "data")))
-    if spec.has("evaluate"):
-        nodes.append(node(spec, "evaluate", "evaluate", ("train", "data", "model")))
-        if spec.get("evaluate.baseline"):  # the same evaluation of the model before fine-tuning
-            nodes.append(node(spec, "evaluate[baseline]", "evaluate", ("data", "model")))
-    if spec.has("generate"):
-        checks = spec.get("generate.checks")
-        extra: tuple[str, ...] = ("data",) if checks else ()  # checks compare with the training data
-        if "copy" in checks:
-            nodes.append(node(spec, "copy-index", "copy-index", ("data", "model"), {"model": "tokenizer"}))
-            extra += ("copy-index",)
-        nodes.append(node(spec, "generate", "generate", ("train", "model") + extra))
-        if spec.get("generate.baseline"):
-            nodes.append(node(spec, "generate[baseline]", "generate", ("model",) + extra))
+    for template in pipeline:
+        if template.name not in present:
+            continue
+        kind = registry.get(template.kind)
+        if kind is None:
+            raise EngineError(f"pipeline node {template.name}: no stage kind {template.kind!r} in the registry")
+        inputs = {}
+        for role, bind in template.inputs.items():
+            bind = bind if isinstance(bind, Bind) else Bind(bind)
+            if bind.node in present and bind.when(spec):
+                inputs[role] = bind.node
+        params = _select(spec, kind.reads(spec), ignored_fields(kind))
+        output_deps = {r: part for r, part in template.output_deps.items() if r in inputs}
+        nodes.append(Node(template.name, template.kind, params, freeze(inputs), freeze(output_deps)))
     by_name = {n.name: n for n in nodes}
     order = tuple(graphlib.TopologicalSorter({n.name: set(n.deps) for n in nodes}).static_order())
-    return Graph(spec, by_name, order)
+    return Graph(spec, by_name, order, registry)
 
 
 def spec_relative(spec: Spec, path: Path) -> str:

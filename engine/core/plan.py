@@ -13,7 +13,6 @@ from engine.core.graph import Graph, Node
 from engine.core.payload import Known, key_of, library_versions, make_payload
 from engine.core.store import Entry, Store
 from engine.errors import StageError, UsageError
-from engine.stages import STAGES
 
 RUN, CACHED = "run", "cached"
 
@@ -38,32 +37,31 @@ def compute_payload(graph: Graph, node: Node, keys: dict[str, str], entries: dic
     but whose key is unchanged since the record: the same key made the same output. Only for
     reporting (status); a run always digests the real upstream output. `inputs` (label -> digest)
     replaces reading the files, for a spec as of a git revision (engine.review.inputs)."""
-    stage = STAGES[node.kind]
+    stage = graph.registry[node.kind]
     if inputs is None:
         inputs = input_digests(graph, node, digests)  # first: a missing file is an error now
     upstream: dict = {}
-    for dep in node.deps:
-        if dep in node.output_deps:
-            entry, part = entries.get(dep), node.output_deps[dep]
+    for role, dep in node.inputs.items():  # keyed by role: a node's name never enters a key
+        if role in node.output_deps:
+            entry, part = entries.get(dep), node.output_deps[role]
             if entry is not None:
-                upstream[dep] = {part: entry.manifest["result"]["digests"][part]}
+                upstream[role] = {part: entry.manifest["result"]["digests"][part]}
                 continue
-            mine = (recorded or {}).get(node.name, {}).get("payload", {}).get("upstream", {}).get(dep)
+            mine = (recorded or {}).get(node.name, {}).get("payload", {}).get("upstream", {}).get(role)
             if dep in keys and (recorded or {}).get(dep, {}).get("key") == keys[dep] and isinstance(mine, dict) and part in mine:
-                upstream[dep] = {part: mine[part]}
+                upstream[role] = {part: mine[part]}
                 continue
             return None
-        else:
-            if dep not in keys:
-                return None
-            upstream[dep] = keys[dep]
+        if dep not in keys:
+            return None
+        upstream[role] = keys[dep]
     return make_payload(node.kind, stage.VERSION, node.params, upstream, inputs, library_versions(stage.LIBRARIES))
 
 
 def input_digests(graph: Graph, node: Node, digests: DigestCache) -> dict[str, str]:
     """{label: content digest} of the files a node reads (labels relative to the project root)."""
     inputs = {}
-    for label, source in STAGES[node.kind].inputs(graph.spec).items():
+    for label, source in graph.registry[node.kind].inputs(graph.spec).items():
         if isinstance(source, Known):
             inputs[label] = str(source)
             continue

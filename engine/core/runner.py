@@ -24,7 +24,6 @@ from engine.core.reasons import render_all
 from engine.core.plan import CACHED, Step, compute_payload, input_digests
 from engine.core.store import Entry, Store
 from engine.errors import EngineError, StageError
-from engine.stages import STAGES
 
 
 @dataclass(frozen=True)
@@ -137,14 +136,14 @@ def _build(step: Step, graph: Graph, store: Store, digests: DigestCache, reporte
             started = time.time()
             ctx = StageContext(
                 name=name, params=step.node.params,
-                inputs={dep: upstream[dep].out for dep in step.node.deps},
+                inputs={role: upstream[dep].out for role, dep in step.node.inputs.items()},
                 out=staging / "out", work=store.work_dir(key), seed=graph.spec.get("seed"),
                 spec_root=graph.spec.root, runtime=graph.spec.get("runtime"), options=options,
                 log=lambda message: reporter.event(Event("log", name, message)),
                 progress=lambda total, description: reporter.progress(name, total, description),
             )
             try:
-                stage_result = STAGES[step.node.kind].run(ctx) or {}
+                stage_result = graph.registry[step.node.kind].run(ctx) or {}
                 fault_hook("before-commit", name, reporter)
                 _check_inputs_unchanged(graph, step, digests)
                 wall = time.time() - started

@@ -1,0 +1,40 @@
+"""The stage contract: what core needs of a stage kind, and nothing more.
+
+A stage kind is any object with these attributes (the modules in `engine/stages/` are; so are
+the fakes in tests). Core receives kinds in a registry, `{kind name: StageKind}`, passed in by
+the caller: core never imports `engine.stages`.
+
+    VERSION    bumped when the same inputs would now give different outputs
+    LIBRARIES  distributions whose major.minor version is part of the key
+    reads      the dotted spec paths the stage's output depends on (hashed; only those)
+    IGNORES    {dotted path: reason} of fields under a section it reads that do not change its
+               output (logging cadence, checkpoint cadence): left out of the key, so changing
+               them reruns nothing. Optional.
+    inputs     {label: path or Known} of the files it reads, resolved once; what is hashed is
+               what `run` reads
+    run        does the work into ctx.out; returns {"metrics", "facts", "digests"} (all optional)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class StageKind(Protocol):
+    VERSION: int
+    LIBRARIES: tuple[str, ...]
+
+    def reads(self, spec: Any) -> tuple[str, ...]: ...
+
+    def inputs(self, spec: Any) -> dict[str, Path | str]: ...
+
+    def run(self, ctx: Any) -> dict | None: ...
+
+
+Registry = Mapping[str, StageKind]
+
+
+def ignored_fields(kind: StageKind) -> Mapping[str, str]:
+    """The fields a stage declares it ignores, with the reason (empty if it declares none)."""
+    return getattr(kind, "IGNORES", {})

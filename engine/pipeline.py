@@ -1,0 +1,66 @@
+"""The fine-tuning pipeline, declared: which nodes a spec gets, and how their inputs are bound.
+
+    tokenizer? ──► model ──► data ──► train ──► evaluate            evaluate[baseline]?
+                     │  (tokenizer)│    │   └──► generate             generate[baseline]?
+                     └─────────────┴────┴──► copy-index? ──► generate
+
+Each template binds its inputs by role. A baseline node is the same stage kind bound to the
+model before fine-tuning: it simply has no `train` role. `copy-index` exists when a `copy`
+check is asked for; generate reads the data only when it has checks to compare against.
+Sweeps and multi-phase training will add templates of these same kinds.
+"""
+from __future__ import annotations
+
+from engine.core.graph import Bind, NodeTemplate, resolve
+from engine.core.stage import Registry
+from engine.spec import Spec
+
+
+def _trains_tokenizer(spec: Spec) -> bool:
+    return spec.has("model.config.tokenizer.train_vocab_size")
+
+
+def _evaluates(spec: Spec) -> bool:
+    return spec.has("evaluate")
+
+
+def _generates(spec: Spec) -> bool:
+    return spec.has("generate")
+
+
+def _checks(spec: Spec) -> bool:
+    return bool(spec.get("generate.checks"))
+
+
+def _copy_check(spec: Spec) -> bool:
+    return "copy" in (spec.get("generate.checks") or ())
+
+
+PIPELINE: tuple[NodeTemplate, ...] = (
+    NodeTemplate("tokenizer", "tokenizer", when=_trains_tokenizer),
+    NodeTemplate("model", "model", inputs={"tokenizer": "tokenizer"}),
+    NodeTemplate("data", "data", inputs={"model": "model"}, output_deps={"model": "tokenizer"}),
+    NodeTemplate("train", "train", inputs={"model": "model", "data": "data"}),
+    NodeTemplate("evaluate", "evaluate", when=_evaluates,
+                 inputs={"train": "train", "data": "data", "model": "model"}),
+    NodeTemplate("evaluate[baseline]", "evaluate", when=lambda s: _evaluates(s) and bool(s.get("evaluate.baseline")),
+                 inputs={"data": "data", "model": "model"}),
+    NodeTemplate("copy-index", "copy-index", when=lambda s: _generates(s) and _copy_check(s),
+                 inputs={"data": "data", "model": "model"}, output_deps={"model": "tokenizer"}),
+    NodeTemplate("generate", "generate", when=_generates,
+                 inputs={"train": "train", "model": "model", "data": Bind("data", _checks), "copy-index": "copy-index"}),
+    NodeTemplate("generate[baseline]", "generate", when=lambda s: _generates(s) and bool(s.get("generate.baseline")),
+                 inputs={"model": "model", "data": Bind("data", _checks), "copy-index": "copy-index"}),
+)
+
+
+def default_registry() -> Registry:
+    """The stage kinds of `engine/stages/` (imported here, never by core)."""
+    from engine.stages import STAGES
+
+    return STAGES
+
+
+def resolve_spec(spec: Spec, registry: Registry | None = None):
+    """The fine-tuning graph of a spec."""
+    return resolve(spec, registry or default_registry(), PIPELINE)
