@@ -37,6 +37,7 @@ def repo(tmp_path):
     root = tmp_path / "repo"
     (root / "specs").mkdir(parents=True)
     spec = root / "specs" / "x.yaml"
+    (root / "specs" / "data.txt").write_text("# ACT I\n\nSCENE I.\n")
     git(root, "init", "-q")
     spec.write_text(BASE)
     git(root, "add", ".")
@@ -117,14 +118,15 @@ def test_exit_code_flag(repo):
 
 
 def test_metrics_side_by_side_from_records(repo, capsys):
-    record = {"spec": "scenes", "engine": "0", "seed": 42, "nodes": {"evaluate": {"key": "k", "metrics": {"loss": 3.0}}}}
+    record = {"spec": "scenes", "engine": "0", "seed": 42, "nodes": {"generate": {"key": "k", "metrics": {"samples": 3.0}}}}
     (repo / "specs" / "x.lock.json").write_text(json.dumps(record))
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "record")
-    record["nodes"]["evaluate"]["metrics"]["loss"] = 2.5
+    record["nodes"]["generate"]["metrics"]["samples"] = 2.5
     (repo / "specs" / "x.lock.json").write_text(json.dumps(record))
     out = diff_json(capsys, "HEAD:specs/x.yaml", "specs/x.yaml")
-    assert out["metrics"] == {"evaluate.loss": {"a": 3.0, "b": 2.5}}
+    # the numbers, each with whether its stage is the current result of its side (key "k" is not)
+    assert out["metrics"] == {"generate.samples": {"a": 3.0, "a_state": "out of date", "b": 2.5, "b_state": "out of date"}}
 
 
 @pytest.mark.parametrize("args, message", [

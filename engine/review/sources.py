@@ -1,10 +1,10 @@
 """Where a spec comes from: a path in the working tree, or `REV:path` read from git."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -34,20 +34,8 @@ class SpecSource:
 
         return read
 
-    def record(self) -> dict | None:
-        """The run record beside the spec, from the same revision (None if there is none)."""
-        from engine.core.record import record_path
 
-        if self.read is not None:
-            return None
-        path = record_path(self.path)
-        try:
-            raw = self.reader()(path) if self.rev else path.read_bytes()
-            return json.loads(raw)
-        except (OSError, ValueError):
-            return None
-
-
+@lru_cache(maxsize=16)
 def repo_top(folder: Path) -> Path:
     out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=folder, capture_output=True, text=True)
     if out.returncode != 0:

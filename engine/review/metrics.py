@@ -1,0 +1,75 @@
+"""Which numbers a review shows, and how a number that is not the spec's result reads.
+
+The headline of a run is a few numbers per task, not every metric a stage reports:
+
+    causal-lm                 evaluate.loss, evaluate.perplexity   (on evaluate.split, test by default)
+    sequence-classification   evaluate.accuracy, evaluate.macro_f1
+    each generate check       its main rate (CHECK_HEADLINES)
+
+A number is shown as a result only where its stage is current (its recorded key is the key the
+spec and its inputs give now); elsewhere the cell says `out of date` or `not run` instead.
+"""
+from __future__ import annotations
+
+from engine.core.status import CURRENT
+
+TASK_HEADLINES = {
+    "causal-lm": (("evaluate", "loss"), ("evaluate", "perplexity")),
+    "sequence-classification": (("evaluate", "accuracy"), ("evaluate", "macro_f1")),
+}
+NO_EVALUATE = (("train", "eval_loss"),)  # the validation loss, for a spec without `evaluate`
+CHECK_HEADLINES = {  # check name -> its main rate
+    "copy": "copy_share",
+    "distinct-n": "distinct_2",
+    "abc": "abc_parse_rate",
+    "level": "level_playable_rate",
+    "play-format": "play_format_rate",
+}
+SHORT = {"evaluate": "eval", "generate": "gen", "perplexity": "ppl", "accuracy": "acc"}
+
+
+def headline(spec) -> list[tuple[str, str]]:
+    """[(node, metric)] of a spec's headline numbers."""
+    out = list(TASK_HEADLINES.get(spec.get("task"), ()) if spec.has("evaluate") else NO_EVALUATE)
+    if spec.has("generate"):
+        out += [("generate", CHECK_HEADLINES[c]) for c in spec.get("generate.checks") if c in CHECK_HEADLINES]
+    return out
+
+
+def short_name(node: str, metric: str) -> str:
+    """`eval.ppl` for evaluate.perplexity: a column header that fits beside others."""
+    return f"{SHORT.get(node, node)}.{SHORT.get(metric, metric)}"
+
+
+def number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def cell(side, node: str, metric: str) -> str:
+    """A metric of one side as a table shows it: the number where its stage is current, else
+    the stage's state (`out of date`, `not run`); `-` where a current stage has no such metric."""
+    state, metrics = side.evidence().get(node, ("not run", {}))
+    if state != CURRENT:
+        return state
+    return number(metrics[metric]) if metric in metrics else "-"
+
+
+def change(side_a, side_b, node: str, metric: str) -> str:
+    """B minus A (and relative), only when both numbers are current results; else `-`."""
+    state_a, metrics_a = side_a.evidence().get(node, ("not run", {}))
+    state_b, metrics_b = side_b.evidence().get(node, ("not run", {}))
+    if state_a != CURRENT or state_b != CURRENT or metric not in metrics_a or metric not in metrics_b:
+        return "-"
+    a, b = metrics_a[metric], metrics_b[metric]
+    return f"{b - a:+.4g}" + (f" ({(b - a) / abs(a) * 100:+.1f}%)" if a else "")
+
+
+def metric_names(*sides) -> list[tuple[str, str]]:
+    """Every (node, metric) any side has a number for, in pipeline order then by name."""
+    seen: dict[tuple[str, str], None] = {}
+    for side in sides:
+        for node, (_, metrics) in side.evidence().items():
+            for metric in sorted(metrics):
+                seen.setdefault((node, metric))
+    order = {name: i for side in reversed(sides) for i, name in enumerate(side.graph.order)}
+    return sorted(seen, key=lambda nm: (order.get(nm[0], len(order)), nm[0], nm[1]))
