@@ -107,12 +107,12 @@ def model_class(task: str):
 
 def load_trained(train_out: Path | None, base_out: Path, device: str, task: str = "causal-lm"):
     """The fine-tuned model (merged, or base + adapter; the base alone for a baseline) and its
-    tokenizer, in eval mode."""
+    tokenizer, in eval mode. Read from safetensors only: the stages wrote nothing else."""
     from transformers import AutoTokenizer
 
     auto = model_class(task)
     if train_out is None:  # a baseline: the model as it was before fine-tuning
-        model = auto.from_pretrained(base_out / "model")
+        model = auto.from_pretrained(base_out / "model", use_safetensors=True)
     elif (train_out / "adapter").is_dir():
         import json
 
@@ -121,9 +121,9 @@ def load_trained(train_out: Path | None, base_out: Path, device: str, task: str 
         labels = json.loads((train_out / "labels.json").read_text()) if (train_out / "labels.json").exists() else None
         extra = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                  "label2id": {n: i for i, n in enumerate(labels)}} if labels else {}
-        base = auto.from_pretrained(base_out / "model", **extra)
+        base = auto.from_pretrained(base_out / "model", use_safetensors=True, **extra)
         model = PeftModel.from_pretrained(base, train_out / "adapter")
     else:
-        model = auto.from_pretrained(train_out / "model")
+        model = auto.from_pretrained(train_out / "model", use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(base_out / "model")
     return model.to(device).eval(), tokenizer

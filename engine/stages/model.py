@@ -19,7 +19,8 @@ from engine.packaged import BUILTIN_MODELS, package_file
 VERSION = 1
 LIBRARIES = ("torch", "transformers", "gguf", "tokenizers")
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "model-*.safetensors")
+PICKLE_WEIGHTS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.ckpt")  # loading a pickle can run code it holds
 
 
 def reads(spec) -> tuple[str, ...]:
@@ -37,7 +38,7 @@ def inputs(spec) -> dict:
         return {f"hub {model['hub']}": Known(resolve_hub_revision(model["hub"], model["revision"]))}
     if "path" in model:
         path = spec.root / model["path"]
-        check_model_dir(path, model["path"])
+        check_model_dir(path, model["path"], allow_pickle=True)  # --allow-pickle is a run option: `run` decides
         return {spec_relative(spec, path): path}
     if "gguf" in model:
         path = gguf_path(model["gguf"], spec.root)
@@ -65,13 +66,22 @@ def gguf_path(gguf: dict, root: Path) -> Path:
     return path
 
 
-def check_model_dir(path: Path, shown: str) -> None:
+def check_model_dir(path: Path, shown: str, allow_pickle: bool) -> None:
+    """A save_pretrained dir with weights; pickled weights only when the operator opted in."""
     if not path.is_dir():
         raise StageError(f"model.path: {shown} is not a directory (looked at {path})")
     if not (path / "config.json").is_file():
         raise StageError(f"model.path: {shown} has no config.json; it must be a directory written by save_pretrained")
-    if not any((path / name).is_file() for name in WEIGHT_FILES) and not list(path.glob("model-*.safetensors")):
+    if any(next(path.glob(pattern), None) for pattern in SAFE_WEIGHTS):
+        return
+    pickles = sorted({p.name for pattern in PICKLE_WEIGHTS for p in path.glob(pattern) if p.is_file()})
+    if not pickles:
         raise StageError(f"model.path: {shown} has no weights (model.safetensors or pytorch_model.bin)")
+    if not allow_pickle:
+        raise StageError(f"model.path: {shown} has only pickle files ({', '.join(pickles)}) for weights, and loading a "
+                         f"pickle can run any code it holds; use safetensors: convert it once where you trust it, with "
+                         f"AutoModelForCausalLM.from_pretrained(dir).save_pretrained(dir, safe_serialization=True); "
+                         f"or, trusting this file, run `engine run --allow-pickle ...`")
 
 
 def hub_cache_dir() -> Path:
@@ -111,6 +121,7 @@ def _load_pretrained(ctx, model: dict):
 
     dtype = _torch_dtype(model["dtype"])
     trust = bool(ctx.options.get("trust_remote_code"))
+    allow_pickle = bool(ctx.options.get("allow_pickle"))
     # A classifier starts from the body alone; its head is added (new) in the train stage.
     auto = AutoModel if ctx.params["task"] == "sequence-classification" else AutoModelForCausalLM
     if "hub" in model:
@@ -124,9 +135,9 @@ def _load_pretrained(ctx, model: dict):
     if "path" in model or (builtin_path is not None and builtin_path.is_dir()):  # a save_pretrained dir
         path = ctx.spec_root / model["path"] if "path" in model else builtin_path
         shown = f"path {model['path']}" if "path" in model else builtin_shown
-        check_model_dir(path, model.get("path") or shown)
-        try:
-            loaded = auto.from_pretrained(path, dtype=dtype, trust_remote_code=trust)
+        check_model_dir(path, model.get("path") or shown, allow_pickle)
+        try:  # without the opt-in, transformers never falls back to a pickle beside the safetensors
+            loaded = auto.from_pretrained(path, dtype=dtype, trust_remote_code=trust, use_safetensors=None if allow_pickle else True)
         except (OSError, ValueError) as exc:
             hint = "; it is an encoder: use task: sequence-classification" if "builtin" in model else ""
             raise StageError(f"model {shown} cannot be loaded as {auto.__name__}: {exc}{hint}") from exc

@@ -1,29 +1,37 @@
 """Train stage: the Hugging Face `Trainer`, configured from the spec, resumable, seeded.
 
 Checkpoints go to the store's work dir named by this stage's key, so an interrupted run of the
-same key resumes from its newest complete checkpoint, and a different key never sees them.
+same key resumes from its newest complete checkpoint, and a different key never sees them. A
+checkpoint is complete when every file matches the manifest written into it last. SIGTERM ends
+the step in progress with a checkpoint; a NaN or infinite loss, or running out of memory, fails
+the stage naming the fields to change. A failed stage caches nothing.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import math
 import os
+import shutil
+import signal
 import time
+from pathlib import Path
 
 from engine.errors import StageError
 
 VERSION = 1
 LIBRARIES = ("torch", "transformers", "peft", "accelerate")
-COMPLETE = "ENGINE_COMPLETE"  # written into a checkpoint dir once the Trainer has finished saving it
+MANIFEST = "ENGINE_COMPLETE"  # in each checkpoint, written last: every other file's size and sha256
 
 
 def reads(spec) -> tuple[str, ...]:
     return ("task", "seed", "train", "model.lora")  # the label set arrives with the data stage's key
 
 
-
 def inputs(spec) -> dict:
     return {}  # reads only upstream outputs
+
 
 def resolve_precision(wanted: str, device: str) -> str:
     """`auto` -> bf16 where the hardware does it fast, fp32 elsewhere."""
@@ -36,14 +44,6 @@ def resolve_precision(wanted: str, device: str) -> str:
     if device == "cpu":
         return "bf16" if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX") else "fp32"
     return "fp32"
-
-
-def latest_checkpoint(folder) -> str | None:
-    """The newest checkpoint that finished saving (has our marker), or None."""
-    if not folder.is_dir():
-        return None
-    done = [p for p in folder.glob("checkpoint-*") if (p / COMPLETE).is_file()]
-    return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
 
 
 def _lora(model, lora: dict, task: str):
@@ -85,7 +85,7 @@ def run(ctx) -> dict:
         head = {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)},
                 "pad_token_id": tokenizer.pad_token_id}
         ctx.log(f"the classification head is new: {len(labels)} classes ({', '.join(labels)}), initialised from seed {ctx.seed}")
-    model = model_class(task).from_pretrained(ctx.inputs["model"] / "model", dtype=torch.float32, **head)
+    model = model_class(task).from_pretrained(ctx.inputs["model"] / "model", dtype=torch.float32, use_safetensors=True, **head)
     if train["freeze_base"]:
         for parameter in model.base_model.parameters():
             parameter.requires_grad = False
@@ -99,12 +99,13 @@ def run(ctx) -> dict:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     batch, accum = train["batch_size"], train["gradient_accumulation"]
     effective = batch * accum * world
-    steps_per_epoch = max(1, math.ceil(n_train / (batch * world) / accum))
+    batches_per_epoch = math.ceil(n_train / (batch * world))
+    steps_per_epoch = max(1, math.ceil(batches_per_epoch / accum))
     max_steps = train.get("max_steps") or max(1, math.ceil(steps_per_epoch * train["epochs"]))
     tokens_per_step = train_tokens / n_train * effective
     ctx.log(f"{device} {precision}; effective batch {effective} ({batch} x {accum} accumulation x {world} device(s)), "
-            f"~{tokens_per_step:,.0f} tokens/step, {steps_per_epoch} steps/epoch, {max_steps} steps; "
-            f"trainable {trainable / 1e6:.2f}M of {total / 1e6:.1f}M parameters")
+            f"~{tokens_per_step:,.0f} tokens/step, {batches_per_epoch} batches/epoch, {steps_per_epoch} steps/epoch, "
+            f"{max_steps} steps; trainable {trainable / 1e6:.2f}M of {total / 1e6:.1f}M parameters")
 
     has_validation = "validation" in dataset  # the data stage leaves empty splits out
     early = train.get("early_stopping")
@@ -115,35 +116,55 @@ def run(ctx) -> dict:
     save_every = eval_every if early and eval_every else train["save_every"]
     if early and not eval_every:
         raise StageError("train.early_stopping needs train.eval_every (checkpoints are kept at evaluations)")
+    warnings = schedule_warnings(train, max_steps, batches_per_epoch, steps_per_epoch, has_validation)
+    for warning in warnings:
+        ctx.log(f"warning: {warning}")
     args = TrainingArguments(
         output_dir=str(ctx.work / "checkpoints"), max_steps=max_steps,
         per_device_train_batch_size=batch, per_device_eval_batch_size=batch, gradient_accumulation_steps=accum,
         learning_rate=train["learning_rate"], weight_decay=train["weight_decay"], warmup_steps=train["warmup_steps"],
         lr_scheduler_type=train["scheduler"], max_grad_norm=train["max_grad_norm"] or 0.0,
-        logging_steps=train["log_every"], save_strategy="steps", save_steps=save_every, save_total_limit=2,
+        logging_steps=train["log_every"], logging_nan_inf_filter=False,  # a NaN must show, not be averaged away
+        save_strategy="steps", save_steps=save_every, save_total_limit=2,
         eval_strategy=eval_strategy, eval_steps=eval_every,
         load_best_model_at_end=bool(early), metric_for_best_model="eval_loss", greater_is_better=False,
         bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=device == "cpu",
         seed=ctx.seed, data_seed=ctx.seed, report_to=[], disable_tqdm=True, remove_unused_columns=False,
         dataloader_num_workers=(ctx.runtime or {}).get("dataloader_workers", 0),
     )
+    sigterm = _Sigterm()
     progress = _Progress(ctx, max_steps, tokens_per_step)
-    callbacks = [progress]
+    guard = _callbacks().LossGuard(model)
+    callbacks = [progress, guard, _callbacks().Checkpoints(ctx, sigterm)]
     if early:
         callbacks.append(EarlyStoppingCallback(early["patience"], early["min_delta"]))
     trainer = Trainer(model=model, args=args, train_dataset=dataset["train"],
                       eval_dataset=dataset["validation"] if has_validation else None,
                       data_collator=(LabelCollator if labels else PadCollator)(tokenizer.pad_token_id), callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # our progress bar shows the loss; no dict dumps
-    resume = latest_checkpoint(ctx.work / "checkpoints")
+    resume = resumable_checkpoint(ctx.work / "checkpoints", ctx.log)
     if resume:
-        ctx.log(f"resuming from {os.path.basename(resume)} of this same key")
+        ctx.log(f"resuming from {resume.name} of this same key")
     started = time.time()
     try:
-        output = trainer.train(resume_from_checkpoint=resume)
+        with sigterm:
+            output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except (MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, (MemoryError, torch.OutOfMemoryError)) and "out of memory" not in str(exc):
+            raise
+        raise StageError(out_of_memory_advice(exc, device, batch, accum)) from exc
     finally:
         progress.close()
+        guard.remove()
     wall = time.time() - started
+    if sigterm.received:
+        step = trainer.state.global_step
+        saved = ctx.work / "checkpoints" / f"checkpoint-{step}"
+        resumes = (f"{saved.name} saved in {saved.parent}; running the same `engine run` command again resumes from it"
+                   if (saved / MANIFEST).is_file() else "no checkpoint was saved; a rerun starts again at step 0")
+        ctx.log(f"stopped by SIGTERM at step {step}; {resumes}")
+        sigterm.forward()  # the handler from before training ends the process (the CLI: exit 143)
+        raise StageError(f"stopped by SIGTERM at step {step}; {resumes}")  # if that handler lets it go on
 
     final = trainer.model
     if lora and lora["merge"]:
@@ -165,15 +186,154 @@ def run(ctx) -> dict:
     if evals:
         metrics["eval_loss"] = evals[-1]
     return {"metrics": metrics, "facts": {"device": device, "precision": precision, "effective_batch": effective,
-                                          "steps_per_epoch": steps_per_epoch, "trainable_parameters": trainable,
-                                          "resumed_from": os.path.basename(resume) if resume else None}}
+                                          "steps_per_epoch": steps_per_epoch, "total_steps": max_steps,
+                                          "trainable_parameters": trainable, "warnings": warnings,
+                                          "resumed_from": resume.name if resume else None}}
 
 
-def _progress_class():
+def schedule_warnings(train: dict, steps: int, batches_per_epoch: int, steps_per_epoch: int, evaluates: bool) -> list[str]:
+    """What in the schedule quietly does less than the spec seems to ask; said before the wait."""
+    warnings = []
+    if train["warmup_steps"] >= steps:
+        warnings.append(f"train.warmup_steps {train['warmup_steps']} >= {steps} total steps: the learning rate is still "
+                        f"warming up when training ends and never reaches train.learning_rate {train['learning_rate']:g}")
+    eval_every = train.get("eval_every")
+    if evaluates and eval_every and eval_every > steps:
+        warnings.append(f"train.eval_every {eval_every} > {steps} total steps: the validation split is never evaluated "
+                        f"while training")
+    elif evaluates and not eval_every and steps < steps_per_epoch:
+        warnings.append(f"no train.eval_every: the validation split is evaluated at the end of each epoch, and training "
+                        f"ends at step {steps} of the first epoch's {steps_per_epoch}; set train.eval_every")
+    if not train.get("early_stopping") and train["save_every"] > steps:  # early stopping saves at evaluations
+        warnings.append(f"train.save_every {train['save_every']} > {steps} total steps: no checkpoint is written, so an "
+                        f"interrupted run starts again from step 0")
+    accum = train["gradient_accumulation"]
+    if batches_per_epoch < accum:
+        warnings.append(f"an epoch has {batches_per_epoch} batches, fewer than train.gradient_accumulation {accum}: "
+                        f"each optimizer step ends with its epoch and averages {batches_per_epoch} batches, not {accum}; "
+                        f"lower train.gradient_accumulation or add data")
+    return warnings
+
+
+def out_of_memory_advice(exc: BaseException, device: str, batch: int, accum: int) -> str:
+    """The message for running out of memory: the batch split that keeps the effective batch."""
+    said = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    head = f"out of memory while training on {device} with train.batch_size {batch} ({said})"
+    if batch == 1:
+        return (f"{head}; train.batch_size is already 1: lower data.max_length, train adapters only (model.lora), "
+                f"or use train.precision bf16")
+    smaller = max(d for d in range(1, batch) if batch % d == 0)
+    more = accum * batch // smaller
+    return (f"{head}; train.batch_size {smaller} with train.gradient_accumulation {more} keeps the effective batch "
+            f"{batch * accum} in less memory; a rerun resumes from the last complete checkpoint")
+
+
+def non_finite_advice(name: str, value: float, step: int) -> str:
+    return (f"{name} became {value} at step {step}; lower train.learning_rate, check train.precision (fp16 overflows: "
+            f"try bf16 or fp32), or clip gradients (train.max_grad_norm)")
+
+
+# -- checkpoints -----------------------------------------------------------------------------------
+
+def write_manifest(folder: Path) -> None:
+    """List every file of a checkpoint the Trainer has finished saving: written last, atomically."""
+    files = {name: _describe(folder / name) for name in _checkpoint_files(folder)}
+    temporary = folder / f".{MANIFEST}.tmp"
+    temporary.write_text(json.dumps({"files": files}, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(temporary, folder / MANIFEST)
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why a checkpoint cannot be resumed from, or None when every file matches its manifest."""
+    if not (folder / "trainer_state.json").is_file():
+        return "no trainer_state.json"
+    try:
+        listed = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["files"]
+    except FileNotFoundError:
+        return "no manifest (it was not finished saving)"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its manifest is unreadable"
+    present = set(_checkpoint_files(folder))
+    if missing := sorted(set(listed) - present):
+        return f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing"
+    if extra := sorted(present - set(listed)):
+        return f"{', '.join(extra)} {'is' if len(extra) == 1 else 'are'} not in its manifest"
+    for name, want in sorted(listed.items()):
+        size = (folder / name).stat().st_size
+        if size != want["size"]:
+            return f"{name} has {size} bytes, its manifest says {want['size']}"
+        if _describe(folder / name)["sha256"] != want["sha256"]:
+            return f"{name} does not match its sha256 digest"
+    return None
+
+
+def resumable_checkpoint(folder: Path, log) -> Path | None:
+    """The newest complete checkpoint. Newer incomplete ones are removed, each with a log line
+    saying why: the Trainer would save over them, and sorts checkpoints by mtime when rotating."""
+    numbered = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.removeprefix("checkpoint-").isdigit()]
+    skipped = False
+    for candidate in sorted(numbered, key=lambda p: int(p.name.removeprefix("checkpoint-")), reverse=True):
+        problem = checkpoint_problem(candidate)
+        if problem is None:
+            return candidate
+        log(f"skipped {candidate.name}: {problem}; removed it")
+        shutil.rmtree(candidate)
+        skipped = True
+    if skipped:
+        log("no complete checkpoint left: training starts at step 0")
+    return None
+
+
+def _checkpoint_files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and p.name not in (MANIFEST, f".{MANIFEST}.tmp"))
+
+
+def _describe(path: Path) -> dict:
+    with open(path, "rb") as handle:
+        return {"size": os.fstat(handle.fileno()).st_size, "sha256": hashlib.file_digest(handle, "sha256").hexdigest()}
+
+
+class _Sigterm:
+    """While training, SIGTERM sets `received`, so the step in progress ends with a checkpoint; then
+    `forward` hands it on to the handler from before (the CLI's exits 143). A second one goes on at once."""
+
+    def __init__(self):
+        self.received = False
+        self.previous = None  # the handler to restore; None while ours is not installed
+
+    def __enter__(self):
+        try:
+            self.previous = signal.signal(signal.SIGTERM, self._handle) or signal.SIG_DFL
+        except ValueError:  # not the main thread, where alone handlers may be set: SIGTERM acts as before
+            pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received:
+            self.forward()
+        self.received = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+            self.previous = None
+
+    def forward(self) -> None:
+        self.__exit__()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+@functools.cache
+def _callbacks():
+    """The Trainer callbacks, defined on first use: transformers is imported only inside `run`."""
+    import types
+
+    import torch
     from transformers import TrainerCallback
 
     class Progress(TrainerCallback):
-        """Progress bar with loss and tokens/s; stops on a NaN loss; marks finished checkpoints."""
+        """Progress bar with loss and tokens/s; stops on a logged NaN loss (eval_loss included)."""
 
         def __init__(self, ctx, max_steps: int, tokens_per_step: float):
             self.ctx, self.tokens_per_step = ctx, tokens_per_step
@@ -198,21 +358,57 @@ def _progress_class():
                 if value is None:
                     continue
                 if not math.isfinite(value):
-                    raise StageError(f"{name} became {value} at step {state.global_step}; lower train.learning_rate, "
-                                     f"check train.precision, or clip gradients (train.max_grad_norm)")
+                    raise StageError(non_finite_advice(name, value, state.global_step))
                 if name == "loss":
                     self.loss = value
-
-        def on_save(self, args, state, control, **kwargs):
-            folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-            if os.path.isdir(folder):
-                open(os.path.join(folder, COMPLETE), "w").close()
 
         def close(self):
             self.bar.close()
 
-    return Progress
+    class LossGuard(TrainerCallback):
+        """Fails the step whose training loss is NaN or infinite, whatever is logged: the Trainer
+        only logs every `log_every` steps. One device sync per optimizer step."""
+
+        def __init__(self, model):
+            self.losses: list = []
+            self.hook = model.register_forward_hook(self._record)
+
+        def _record(self, module, args, output):
+            loss = output.get("loss") if isinstance(output, dict) else None
+            if module.training and loss is not None:
+                self.losses.append(loss.detach().float().reshape(-1))
+
+        def on_step_end(self, args, state, control, **kwargs):
+            losses, self.losses = self.losses, []
+            if not losses:
+                return
+            values = torch.cat([loss.to(losses[0].device) for loss in losses])  # DataParallel: one per device
+            bad = values[~torch.isfinite(values)]
+            if bad.numel():
+                raise StageError(non_finite_advice("loss", bad[0].item(), state.global_step))
+
+        def remove(self):
+            self.hook.remove()
+
+    class Checkpoints(TrainerCallback):
+        """Writes each saved checkpoint's manifest; on SIGTERM, saves one and stops training."""
+
+        def __init__(self, ctx, sigterm: _Sigterm):
+            self.ctx, self.sigterm, self.stopping = ctx, sigterm, False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.sigterm.received and not self.stopping:
+                self.stopping = True
+                control.should_save = control.should_training_stop = True
+                self.ctx.log(f"SIGTERM: saving checkpoint-{state.global_step}, then stopping")
+
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and folder.is_dir():
+                write_manifest(folder)
+
+    return types.SimpleNamespace(Progress=Progress, LossGuard=LossGuard, Checkpoints=Checkpoints)
 
 
 def _Progress(ctx, max_steps, tokens_per_step):
-    return _progress_class()(ctx, max_steps, tokens_per_step)
+    return _callbacks().Progress(ctx, max_steps, tokens_per_step)
