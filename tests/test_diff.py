@@ -154,6 +154,7 @@ def test_git_external_diff_driver(repo):
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr
     assert "train.learning_rate" in out.stdout and "train, generate" in out.stdout
+    assert "input files and records were not compared: git's diff driver does not say which revision" in " ".join(out.stdout.split())
 
 
 def test_compare_runs(repo, capsys):

@@ -47,15 +47,16 @@ def _sides(args):
         rest = [args.a, args.b, *args.git_args]
         if len(rest) < 5:
             raise UsageError("--git-driver expects the 7 arguments git passes to an external diff driver")
-        path, old_file, new_file = Path(rest[0]).absolute(), Path(rest[1]), Path(rest[4])
-        old_bytes = old_file.read_bytes() if old_file.name != "null" and str(old_file) != "/dev/null" else b""
+        path = Path(rest[0]).absolute()
 
-        def old_reader(p: Path) -> bytes:  # the old text at the spec's place; bases from the working tree
-            return old_bytes if p.resolve() == path.resolve() else p.read_bytes()
+        def reader(given: str):  # the text git gives, at the spec's place; bases from the working tree
+            text = Path(given).read_bytes() if given != "/dev/null" else b""
+            return lambda p: text if p.resolve() == path.resolve() else p.read_bytes()
 
-        a = SpecSource(path, "old", f"a/{rest[0]}", read=old_reader)
-        b = SpecSource(new_file.absolute() if str(new_file) != "/dev/null" else path, None, f"b/{rest[0]}")
-        return a, b
+        # Both sides read through git's files (the new one may be a temporary copy): git names no
+        # revision, so input files and records are not compared (the report says so).
+        return (SpecSource(path, "old", f"a/{rest[0]}", read=reader(rest[1])),
+                SpecSource(path, "new", f"b/{rest[0]}", read=reader(rest[4])))
     if args.git_args:
         raise UsageError(f"unexpected arguments: {' '.join(args.git_args)}")
     a = parse_source(args.a)

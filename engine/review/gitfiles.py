@@ -112,6 +112,7 @@ class GitTree:
         self.top, self.rev, self.blobs = top, rev, blobs
         self._entries: dict[str, tuple[str, str]] = {}  # path -> (mode, oid) of every file listed so far
         self._covered: set[str] = set()  # paths listed with everything under them ("" is the whole tree)
+        self._resolved: dict[str, tuple[str, tuple[str, str] | None]] = {}
 
     def _cover(self, rel: str) -> None:
         """List `rel` (a file, or a folder with everything under it) unless a listing holds it."""
@@ -134,8 +135,13 @@ class GitTree:
         self._cover(folder)
         return [p for p in self._entries if _under(p, folder)]
 
-    def _entry(self, rel: str, hops: int = 0) -> tuple[str, tuple[str, str] | None]:
+    def _entry(self, rel: str) -> tuple[str, tuple[str, str] | None]:
         """(path, (mode, oid)) with symlinks followed inside the tree; entry None if absent or a folder."""
+        if rel not in self._resolved:
+            self._resolved[rel] = self._follow(rel, 0)
+        return self._resolved[rel]
+
+    def _follow(self, rel: str, hops: int) -> tuple[str, tuple[str, str] | None]:
         self._cover(rel)
         entry = self._entries.get(rel)
         if entry is None or entry[0] == SUBMODULE:
@@ -148,7 +154,7 @@ class GitTree:
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target.decode("utf-8", "surrogateescape")))
         if posixpath.isabs(resolved) or resolved == ".." or resolved.startswith("../"):
             return rel, None  # points outside the repository: not part of the revision
-        return self._entry(resolved, hops + 1)
+        return self._follow(resolved, hops + 1)
 
     def is_file(self, rel: str) -> bool:
         return self._entry(rel)[1] is not None

@@ -25,7 +25,7 @@ from pathlib import Path
 from engine.core.digests import DigestCache
 from engine.core.graph import Graph
 from engine.core.payload import Known
-from engine.core.project import input_label
+from engine.core.project import input_label, project_root
 from engine.errors import StageError
 from engine.review.gitfiles import GitTree
 from engine.spec import Spec
@@ -47,17 +47,37 @@ class RevisionFiles:
         self.tree, self.digests = tree, digests
         self.from_disk: set[str] = set()  # ignored files read from the working tree
         self.notes: list[str] = []
+        self._rels: dict[str, str] = {}  # absolute path -> path in the tree, for the files globbed
+        self._roots: dict[Path, str] = {}
 
     def rel(self, path: str | Path) -> str | None:
+        """The path inside the repository (POSIX), or None for a path outside it."""
+        if str(path) in self._rels:
+            return self._rels[str(path)]
         rel = os.path.relpath(os.path.abspath(path), self.tree.top)
         return None if rel == ".." or rel.startswith("../") else Path(rel).as_posix().removeprefix("./")
+
+    def label(self, spec: Spec, path: str) -> str:
+        """engine.core.project.input_label, without a symlink check for a file of the revision (it
+        is in the repository by construction; its symlinks are followed inside the tree only)."""
+        rel = self._rels.get(path)
+        if rel is None:
+            return input_label(spec, path)
+        if spec.root not in self._roots:  # real, as the repository's top is
+            self._roots[spec.root] = os.path.realpath(project_root(spec.root))
+        root = self._roots[spec.root]
+        return rel if root == str(self.tree.top) else Path(os.path.relpath(path, root)).as_posix()
 
     def glob(self, pattern: str) -> list[str]:
         """Files matching a path or glob (absolute), as engine.stages.records expands them on disk."""
         rel = self.rel(pattern)
         if rel is None:
             return _disk_glob(pattern)
-        found = [str(self.tree.top / p) for p in self.tree.glob(rel)]
+        found = []
+        for path in self.tree.glob(rel):
+            full = os.path.join(self.tree.top, path)
+            self._rels[full] = path
+            found.append(full)
         return found or self._ignored(_disk_glob(pattern))
 
     def is_dir(self, path: Path) -> bool:
@@ -136,7 +156,7 @@ def _data_files(spec: Spec, files: RevisionFiles) -> dict[str, str] | None:
             if not matches:
                 what = "no file matches" if globlib.has_magic(pattern) else "data file not found:"
                 raise StageError(f"data.source.files: {what} {pattern} in revision {files.tree.rev}")
-            out.update({input_label(spec, path): path for path in matches})
+            out.update({files.label(spec, path): path for path in matches})
     return out
 
 
