@@ -35,12 +35,14 @@ def project(tmp_path, tiny_model):
 
 
 def write_spec(root: Path, **train) -> Path:
-    """spec.yaml from tiny.spec_text with `train` fields replaced (None removes a field)."""
+    """spec.yaml from tiny.spec_text with these `train` fields set."""
     text = spec_text(PATH_MODEL)
     for name, value in train.items():
         line = re.search(rf"^  {name}: .*\n", text, re.M)
-        new = "" if value is None else f"  {name}: {value}\n"
-        text = text.replace(line.group(0), new) if line else text.replace("train:\n", f"train:\n{new}")
+        if line:
+            text = text.replace(line.group(0), f"  {name}: {value}\n")
+        else:
+            text = text.replace("train:\n", f"train:\n  {name}: {value}\n")
     (root / "spec.yaml").write_text(text)
     return root / "spec.yaml"
 
@@ -74,6 +76,17 @@ def test_no_warnings_for_a_sound_schedule(project, capsys):
     assert main(["run", "spec.yaml", "--until", "train"]) == 0
     assert record(project)["train"]["facts"]["warnings"] == []
     assert "warning:" not in capsys.readouterr().err
+
+
+def test_epoch_evaluations_that_never_come_and_early_stopping_checkpoints():
+    from engine.stages.train import schedule_warnings
+
+    train = {"warmup_steps": 0, "learning_rate": 1e-3, "save_every": 500, "gradient_accumulation": 1}
+    [warning] = schedule_warnings({**train, "save_every": 10}, 10, 40, 40, evaluates=True)
+    assert "evaluated at the end of each epoch, and training ends at step 10 of the first epoch's 40" in warning
+    assert schedule_warnings({**train, "save_every": 10}, 10, 40, 40, evaluates=False) == []
+    early = {**train, "eval_every": 5, "early_stopping": {"patience": 1}}  # checkpoints follow evaluations
+    assert schedule_warnings(early, 10, 40, 40, evaluates=True) == []
 
 
 # -- 2. a non-finite loss stops training whatever the splits ---------------------------------------
