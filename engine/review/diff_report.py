@@ -32,7 +32,7 @@ def as_json(a, b, changes: SpecChanges) -> dict:
     for node, metric in metric_names(a, b):
         row = {}
         for key, side in (("a", a), ("b", b)):
-            state, numbers = side.evidence().get(node, ("not run", {}))
+            state, numbers = side.evidence().get(node, (None, {}))
             row[key], row[f"{key}_state"] = numbers.get(metric), state
         metrics[f"{node}.{metric}"] = row
     return {
@@ -155,7 +155,7 @@ def terminal(a, b, changes: SpecChanges) -> None:
         console.print(f"[yellow]{escape(line)}[/]")
     rows = metric_rows(a, b)
     if rows:
-        metrics = table("metric", "before", "after", "change", title="metrics (from the records)")
+        metrics = table("metric", "before", "after", "change", title="metrics (a stage whose record is not its current result says so)")
         for row in rows:
             metrics.add_row(*map(escape, row))
         console.print(metrics)

@@ -112,11 +112,11 @@ class RevisionFiles:
         ignored = {os.path.abspath(p.decode()) for p in out.stdout.split(b"\0") if p}
         if not all(os.path.abspath(p) in ignored for p in paths):
             return []
-        for path in paths:
-            self.from_disk.add(path)
-            note = f"{self.rel(path)} is ignored by git: read from the working tree for both sides"
-            if note not in self.notes:
-                self.notes.append(note)
+        self.from_disk.update(paths)
+        more = f" and {len(paths) - 1} more files" if len(paths) > 1 else ""
+        note = f"{self.rel(paths[0])}{more} {'are' if more else 'is'} ignored by git: read from the working tree for both sides"
+        if note not in self.notes:
+            self.notes.append(note)
         return paths
 
 
@@ -131,16 +131,15 @@ def revision_inputs(graph: Graph, files: RevisionFiles) -> dict[str, dict[str, s
     out = {}
     for name in graph.order:
         kind = graph.nodes[name].kind
-        project = PROJECT_FILES.get(kind, _none)(graph.spec, files)
-        sources = STAGES[kind].inputs(graph.spec) if project is None else project  # else only installed things
+        reader = PROJECT_FILES.get(kind)
+        project = reader(graph.spec, files) if reader else None
+        # the project's files as of the revision; where the spec names none, what the stage reads
+        # from this machine's installation (versions, package files), the same at every revision
+        sources = project if project is not None else STAGES[kind].inputs(graph.spec)
         paths = [str(src) for src in sources.values() if not isinstance(src, Known)]
         digests = files.digest_all(paths)
         out[name] = {label: str(src) if isinstance(src, Known) else digests[str(src)] for label, src in sources.items()}
     return out
-
-
-def _none(spec: Spec, files: RevisionFiles) -> None:
-    return None
 
 
 def _data_files(spec: Spec, files: RevisionFiles) -> dict[str, str] | None:

@@ -45,19 +45,23 @@ def number(value: float) -> str:
     return f"{value:.4g}"
 
 
+SHOWN_STATES = ("out of date", "not run", "unknown")
+
+
 def cell(side, node: str, metric: str) -> str:
     """A metric of one side as a table shows it: the number where its stage is current, else
-    the stage's state (`out of date`, `not run`); `-` where a current stage has no such metric."""
-    state, metrics = side.evidence().get(node, ("not run", {}))
+    the stage's state (`out of date`, `not run`, `unknown`); `-` where the spec has no such
+    stage or a current stage no such metric."""
+    state, metrics = side.evidence().get(node, (None, {}))
     if state != CURRENT:
-        return state
+        return state if state in SHOWN_STATES else "-"
     return number(metrics[metric]) if metric in metrics else "-"
 
 
 def change(side_a, side_b, node: str, metric: str) -> str:
     """B minus A (and relative), only when both numbers are current results; else `-`."""
-    state_a, metrics_a = side_a.evidence().get(node, ("not run", {}))
-    state_b, metrics_b = side_b.evidence().get(node, ("not run", {}))
+    state_a, metrics_a = side_a.evidence().get(node, (None, {}))
+    state_b, metrics_b = side_b.evidence().get(node, (None, {}))
     if state_a != CURRENT or state_b != CURRENT or metric not in metrics_a or metric not in metrics_b:
         return "-"
     a, b = metrics_a[metric], metrics_b[metric]
