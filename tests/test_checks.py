@@ -1,9 +1,12 @@
 """Evaluators of generated samples, on hand-made cases with known answers."""
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from engine.checks import abc_notation, copying, distinct, levels, play_format
+from engine.stages import copy_index
 
 VALID_TUNE = """X:1
 T:Known Good Reel
@@ -97,38 +100,6 @@ def test_level_needs_new_columns_and_rejects_garbage():
     assert levels.run([short, garbage], None) == {"level_well_formed_rate": 0.0, "level_playable_rate": 0.0}
 
 
-def test_copy_span_finds_copied_and_fresh_samples(tmp_path):
-    corpus = [list(range(100, 200)), list(range(300, 400))]
-    copying.build_index(corpus, tmp_path)
-    index = copying.Index(tmp_path)
-    assert index.longest_span(list(range(120, 180))) == 60  # copied verbatim
-    assert type(index.longest_span(list(range(120, 180)))) is int  # JSON-serialisable
-    assert index.longest_span([1, 2, 3] + list(range(150, 162)) + [7, 7]) == 12  # a copied piece inside
-    assert index.longest_span(list(range(1000, 1060))) == 0  # fresh
-    assert index.longest_span(list(range(195, 200)) + list(range(300, 303))) == 0  # under 8 tokens: not measured
-
-
-def test_copy_never_spans_document_boundaries(tmp_path):
-    copying.build_index([list(range(10, 30)), list(range(30, 50))], tmp_path)
-    # 20..39 is contiguous as numbers but crosses the boundary between the two documents
-    assert copying.Index(tmp_path).longest_span(list(range(20, 40))) == 10
-
-
-def test_copy_check_share(tmp_path):
-    copying.build_index([list(range(100, 300))], tmp_path)
-
-    class Context:
-        copy_span = 50
-
-        def copy_index(self):
-            return copying.Index(tmp_path)
-
-    samples = [{"completion_ids": list(range(100, 160))}, {"completion_ids": list(range(500, 560))}]
-    out = copying.run(samples, Context())
-    assert out["copy_share"] == 0.5 and out["copy_longest_span_max"] == 60
-    assert [s["copy_span"] for s in samples] == [60, 0]
-
-
 def test_distinct_n():
     assert distinct.distinct_n([[1, 2, 1, 2]], 1) == 0.5
     assert distinct.distinct_n([[1, 2, 1, 2]], 2) == pytest.approx(2 / 3)
@@ -172,13 +143,135 @@ def test_training_documents_join_packed_blocks(tmp_path):
     stream = list(range(1, 40)) + [eos] + list(range(50, 60)) + [eos]  # two texts, packed into blocks of 16
     blocks = [stream[i:i + 16] for i in range(0, len(stream), 16)]
     DatasetDict({"train": Dataset.from_dict({"input_ids": blocks})}).save_to_disk(str(tmp_path / "dataset"))
-    documents = training_documents(tmp_path, eos)
-    assert documents == [list(range(1, 40)) + [eos], list(range(50, 60)) + [eos]]
-    copying.build_index(documents, tmp_path)
-    assert copying.Index(tmp_path).longest_span(list(range(10, 30))) == 20  # crosses the block boundary at 16
+    assert training_documents(tmp_path, eos) == [list(range(1, 40)) + [eos], list(range(50, 60)) + [eos]]
 
 
-def test_copy_span_found_behind_many_repeats(tmp_path):
-    # tokens 1..19 occur in 200 short texts; only the last text goes on, to 59
-    copying.build_index([list(range(1, 20)) + [99]] * 200 + [list(range(1, 60))], tmp_path)
-    assert copying.Index(tmp_path).longest_span(list(range(1, 60))) == 59
+POEMS = ["登鹳雀楼\n白日依山尽黄河入海流\n欲穷千里目更上一层楼", "静夜思\n床前明月光疑是地上霜\n举头望明月低头思故乡",
+         "春晓\n春眠不觉晓处处闻啼鸟\n夜来风雨声花落知多少", "相思\n红豆生南国春来发几枝\n愿君多采撷此物最相思"]
+
+
+def tiny_bpe(texts: list[str], vocab_size: int):
+    """A byte-level BPE trained on `texts`, as the tokenizer stage trains one."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=1, special_tokens=["<|endoftext|>"],
+                            show_progress=False)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>")
+
+
+def copy_context(folder, texts: list[str], tokenizer, copy_span: int):
+    """The check's context over an index built as the pipeline builds it: texts -> token ids packed in
+    blocks of 16 (the data stage) -> decoded back to text and indexed (the copy-index stage)."""
+    from datasets import Dataset, DatasetDict
+
+    stream = [t for text in texts for t in tokenizer(text)["input_ids"] + [tokenizer.eos_token_id]]
+    blocks = [stream[i:i + 16] for i in range(0, len(stream), 16)]
+    DatasetDict({"train": Dataset.from_dict({"input_ids": blocks})}).save_to_disk(str(folder / "dataset"))
+    copying.build_index(copy_index.training_texts(folder, tokenizer), folder)
+
+    class Context:
+        def copy_index(self):
+            return copying.Index(folder)
+
+    context = Context()
+    context.copy_span = copy_span
+    return context
+
+
+def generated(tokenizer, text: str) -> dict:
+    """A sample row as the generate stage writes it: the completion decoded from the model's tokens."""
+    ids = tokenizer(text)["input_ids"]
+    return {"completion": tokenizer.decode(ids, skip_special_tokens=True), "completion_ids": ids}
+
+
+def test_copy_finds_a_chinese_line_that_a_bpe_made_one_token(tmp_path):
+    tokenizer = tiny_bpe(POEMS, 600)
+    assert len(tokenizer("床前明月光疑是地上霜")["input_ids"]) == 1  # counted in tokens, the copy was 3 tokens long
+    sample = generated(tokenizer, "甲乙丙\n床前明月光疑是地上霜\n丁戊己")
+    out = copying.run([sample], copy_context(tmp_path, POEMS, tokenizer, copy_span=10))
+    assert sample["copy_span"] == 12 and sample["copy_passage"] == "\n床前明月光疑是地上霜\n"
+    assert sample["copy_source"] == {"document": 1, "offset": 3, "begins": POEMS[1]}
+    assert out["copy_share"] == 1.0 and out["copy_longest_chars_max"] == 12 and out["copy_threshold_chars"] == 10
+
+
+def test_copy_fresh_samples_report_next_to_nothing(tmp_path):
+    tokenizer = tiny_bpe(POEMS, 600)
+    new_verse = generated(tokenizer, "明月照我心春风吹花落")  # the poems' characters, but new lines
+    other = generated(tokenizer, "Nothing in this sample was written in the training texts.")
+    out = copying.run([new_verse, other], copy_context(tmp_path, POEMS, tokenizer, copy_span=10))
+    assert (new_verse["copy_span"], new_verse["copy_passage"]) == (2, "明月")  # a common word, not a copy
+    assert other["copy_span"] == 0 and other["copy_passage"] == "" and other["copy_source"] is None
+    assert out == {"copy_longest_chars_max": 2, "copy_longest_chars_mean": 1.0, "copy_share": 0.0,
+                   "copy_threshold_chars": 10}
+
+
+def test_copy_reports_the_longest_passage_and_its_text(tmp_path):
+    texts = ["The rain in Spain stays mainly in the plain.", "Short text.",
+             "Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my purse, "
+             "I went to sea."]
+    copying.build_index(texts, tmp_path)
+    index = copying.Index(tmp_path)
+    found = index.longest_passage("xx stays mainly in the xx Some years ago, never mind how long xx")
+    assert found == copying.Passage(37, " Some years ago, never mind how long ", 2, 16, texts[2][:40])  # not text 0's 21
+    long = {"completion": "Q" + texts[2] + "Q"}
+    copying.run([long], type("Context", (), {"copy_span": 100, "copy_index": lambda self: index})())
+    assert long["copy_span"] == len(texts[2]) and long["copy_passage"] == texts[2][:79] + "…"
+
+
+def test_copy_threshold_is_the_same_under_two_tokenizers(tmp_path):
+    texts = POEMS + ["The quick brown fox jumps over the lazy dog, and the dog sleeps on."]
+    samples = ["新句\n春眠不觉晓处处闻啼鸟\n夜来风雨声花落知多少\n新句", "甲乙丙\n白日依山尽黄河入海流\n丁",
+               "A slow red fox jumps over the lazy dog, and nobody wakes.", "全新的句子没有抄写"]
+    coarse, fine = tiny_bpe(texts, 600), tiny_bpe(texts, 260)
+    results = {}
+    for name, tokenizer in (("coarse", coarse), ("fine", fine)):
+        rows = [generated(tokenizer, s) for s in samples]
+        out = copying.run(rows, copy_context(tmp_path / name, texts, tokenizer, copy_span=20))
+        results[name] = (out, [(r["copy_span"], r["copy_passage"], r["copy_source"]) for r in rows])
+    assert (len(coarse("白日依山尽黄河入海流")["input_ids"]), len(fine("白日依山尽黄河入海流")["input_ids"])) == (1, 30)
+    out, found = results["coarse"]
+    assert [length for length, _, _ in found] == [22, 12, 34, 0] and out["copy_share"] == 0.5
+    assert results["fine"] == results["coarse"]
+
+
+def test_copy_never_crosses_from_one_text_to_the_next(tmp_path):
+    copying.build_index(["abcdefghij", "klmnopqrst"], tmp_path)
+    found = copying.Index(tmp_path).longest_passage("fghijklmno")  # contiguous only across the boundary
+    assert (found.length, found.text) == (5, "fghij")
+
+
+def test_copy_found_behind_many_repeats(tmp_path):
+    start = "to be or not to be, "  # in 200 short texts; only the last goes on
+    copying.build_index([start + "!"] * 200 + [start + "that is the question"], tmp_path)
+    found = copying.Index(tmp_path).longest_passage(start + "that is the question")
+    assert found.length == 40 and found.document == 200
+
+
+def test_copy_search_is_exact(tmp_path):
+    """Against a brute-force longest common substring, on small alphabets that repeat a lot."""
+    rng = random.Random(0)
+    for trial in range(60):
+        alphabet = rng.choice(["ab", "abc", "甲乙丙", "X-\n"])
+        texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(rng.randint(1, 4))]
+        sample = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        folder = tmp_path / str(trial)
+        folder.mkdir()
+        copying.build_index(texts, folder)
+        found = copying.Index(folder).longest_passage(sample)
+        assert found.length == max(longest_common(sample, t) for t in texts)
+        if found.length:
+            assert texts[found.document][found.offset:found.offset + found.length] == found.text in sample
+
+
+def longest_common(a: str, b: str) -> int:
+    return max((n for i in range(len(a)) for n in range(len(a) - i, 0, -1) if a[i:i + n] in b), default=0)
+
+
+def test_suffix_array_sorts_suffixes():
+    import numpy as np
+
+    for text in ["", "a", "banana", "abracadabra", "甲乙甲乙甲", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]:
+        order = copying.suffix_array(np.array([ord(c) for c in text], dtype=np.int64))
+        assert order.tolist() == sorted(range(len(text)), key=lambda i: text[i:])
