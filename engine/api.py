@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Mapping
 
 from engine.core.digests import DigestCache
-from engine.core.graph import Graph, resolve
+from engine.core.graph import Graph
 from engine.core.plan import Step, make_plan
 from engine.core.reasons import render_all
 from engine.core.record import override_record_path, read_record, record_nodes, record_path, write_record
 from engine.core.runner import Event, Reporter, RunResult, run_plan
 from engine.core.store import Store, default_root
+from engine.pipeline import resolve_spec
 from engine.spec import Spec, load_spec
 
 
@@ -78,7 +79,7 @@ def plan(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, 
     spec = load_spec(Path(spec_path), overrides)
     the_store = Store(Path(store).resolve() if store else default_root(spec.root))
     the_store.prepare()
-    graph = resolve(spec) if registry is None else resolve(spec, registry)
+    graph = resolve_spec(spec, registry)
     digests = DigestCache(the_store.state_db, rehash=rehash)
     if overrides:
         record_file = override_record_path(the_store.root, spec_label(spec), spec.name, overrides)

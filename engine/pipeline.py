@@ -4,8 +4,9 @@
                      │  (tokenizer)│    │   └──► generate             generate[baseline]?
                      └─────────────┴────┴──► copy-index? ──► generate
 
-Each template binds its inputs by role. A baseline node is the same stage kind bound to the
-model before fine-tuning: it simply has no `train` role. `copy-index` exists when a `copy`
+Each template binds its inputs by role. Evaluate and generate load the model to score from their
+`weights` role: `train` for the fine-tuned model, `model` for a baseline node, explicitly; a
+sweep variant binds its own train node. (Never "a missing input means baseline".) `copy-index` exists when a `copy`
 check is asked for; generate reads the data only when it has checks to compare against.
 Sweeps and multi-phase training will add templates of these same kinds.
 """
@@ -42,15 +43,15 @@ PIPELINE: tuple[NodeTemplate, ...] = (
     NodeTemplate("data", "data", inputs={"model": "model"}, output_deps={"model": "tokenizer"}),
     NodeTemplate("train", "train", inputs={"model": "model", "data": "data"}),
     NodeTemplate("evaluate", "evaluate", when=_evaluates,
-                 inputs={"train": "train", "data": "data", "model": "model"}),
+                 inputs={"weights": "train", "data": "data", "model": "model"}),
     NodeTemplate("evaluate[baseline]", "evaluate", when=lambda s: _evaluates(s) and bool(s.get("evaluate.baseline")),
-                 inputs={"data": "data", "model": "model"}),
+                 inputs={"weights": "model", "data": "data", "model": "model"}),
     NodeTemplate("copy-index", "copy-index", when=lambda s: _generates(s) and _copy_check(s),
                  inputs={"data": "data", "model": "model"}, output_deps={"model": "tokenizer"}),
     NodeTemplate("generate", "generate", when=_generates,
-                 inputs={"train": "train", "model": "model", "data": Bind("data", _checks), "copy-index": "copy-index"}),
+                 inputs={"weights": "train", "model": "model", "data": Bind("data", _checks), "copy-index": "copy-index"}),
     NodeTemplate("generate[baseline]", "generate", when=lambda s: _generates(s) and bool(s.get("generate.baseline")),
-                 inputs={"model": "model", "data": Bind("data", _checks), "copy-index": "copy-index"}),
+                 inputs={"weights": "model", "model": "model", "data": Bind("data", _checks), "copy-index": "copy-index"}),
 )
 
 

@@ -113,3 +113,10 @@ def test_runner_events_and_failure_isolation(registry, tmp_path):
     assert result.failed == ["left"] and result.ran == ["source", "right"]
     roles = json.loads((result.entries["right"].out / "roles.json").read_text())
     assert roles == ["up"]
+
+
+def test_every_task_of_the_schema_has_a_family():
+    from engine.spec.schema import schema
+    from engine.tasks import TASKS
+
+    assert set(schema()["properties"]["task"]["enum"]) == set(TASKS)

@@ -161,7 +161,7 @@ def test_bad_input_is_clear_and_caches_nothing(case, expected, code, project, tm
     elif case == "no-field":
         data.write_text('{"title": "a", "content": "b"}\n' * 2 + '{"title": "c"}\n')
     elif case == "no-weights":
-        os.unlink(project / "tiny-model")
+        shutil.rmtree(project / "tiny-model")
         (project / "tiny-model").mkdir()
         (project / "tiny-model" / "config.json").write_text("{}")
     elif case == "not-gguf":
@@ -188,7 +188,7 @@ def test_interrupted_training_resumes_to_the_same_loss(project, tmp_path):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not [m for m in (tmp_path / "killed" / "store").rglob("manifest.json") if '"train"' in m.read_text()]
+    assert not [m for m in (tmp_path / "killed" / "store").rglob("manifest.json") if json.loads(m.read_text())["node"] == "train"]
 
     done = subprocess.run([sys.executable, "-m", "engine", "run", "spec.yaml", "--until", "train"], cwd=project, env=env,
                           capture_output=True, text=True)
@@ -217,7 +217,8 @@ def test_checks_and_baseline_nodes(project, tmp_path):
         assert 0 <= metrics["copy_share"] <= 1 and 0 < metrics["distinct_1"] <= 1
         assert "play_format_rate" in metrics
     assert nodes["evaluate[baseline]"]["metrics"]["loss"] != nodes["evaluate"]["metrics"]["loss"]
-    assert nodes["generate[baseline]"]["payload"]["upstream"].keys() == {"model", "data", "copy-index"}
+    upstream = nodes["generate[baseline]"]["payload"]["upstream"]
+    assert upstream.keys() == {"weights", "model", "data", "copy-index"} and upstream["weights"] == upstream["model"]
     samples = (entry_out(tmp_path, nodes["generate"]["key"]) / "samples.jsonl").read_text().splitlines()
     assert all("copy_span" in json.loads(s) for s in samples)
 

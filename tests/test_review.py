@@ -228,7 +228,7 @@ SHAPES = {
 def test_inputs_at_a_revision_equal_the_inputs_of_its_checkout(project, shape):
     """What review reads from git is what `engine plan` reads from disk, on a clean checkout."""
     from engine.core.digests import DigestCache
-    from engine.core.graph import resolve
+    from engine.pipeline import resolve_spec as resolve
     from engine.review.gitfiles import BlobDigests, GitTree
     from engine.review.inputs import RevisionFiles, revision_inputs, working_tree_inputs
     from engine.spec import load_spec

@@ -248,7 +248,7 @@ def pickle_model(project, tiny_model) -> Path:
 
 def _model_context(project: Path, tmp_path: Path, options: dict):
     from engine.core.context import StageContext
-    from engine.core.graph import resolve
+    from engine.pipeline import resolve_spec as resolve
     from engine.spec import load_spec
 
     spec = load_spec(project / "spec.yaml")

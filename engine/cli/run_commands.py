@@ -138,7 +138,7 @@ def show(args) -> int:
     from rich.table import Table
 
     from engine.core.digests import DigestCache
-    from engine.core.graph import resolve
+    from engine.pipeline import resolve_spec as resolve
     from engine.core.record import read_record, record_path
     from engine.core.status import CURRENT, record_status, summary
     from engine.core.store import Store, default_root

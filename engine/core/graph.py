@@ -117,13 +117,9 @@ def _select(spec: Spec, dotted_paths: tuple[str, ...], ignored: Mapping[str, str
     return freeze(out)
 
 
-def resolve(spec: Spec, registry: Registry | None = None, pipeline: tuple[NodeTemplate, ...] | None = None) -> Graph:
-    """The stage graph of a spec (pure: reads nothing but the spec). Without a registry and
-    pipeline, the fine-tuning ones of `engine.pipeline`."""
-    if registry is None or pipeline is None:
-        from engine.pipeline import default_registry, PIPELINE  # the application's, never a core import
-
-        registry, pipeline = registry or default_registry(), pipeline or PIPELINE
+def resolve(spec: Spec, registry: Registry, pipeline: tuple[NodeTemplate, ...]) -> Graph:
+    """The stage graph of a spec (pure: reads nothing but the spec); `engine.pipeline.resolve_spec`
+    gives the fine-tuning one."""
     present = {t.name for t in pipeline if t.when(spec)}
     nodes = []
     for template in pipeline:

@@ -102,7 +102,7 @@ def open_side(source: SpecSource, overrides: list[str], name: str | None, contex
     """Load, resolve and weigh one side. A spec that does not load is an error naming the side;
     inputs that cannot be read (a data file not there) leave the side's inputs and record
     standing unknown, with a note saying why."""
-    from engine.core.graph import resolve
+    from engine.pipeline import resolve_spec as resolve
     from engine.core.status import record_status
     from engine.spec import load_spec
 

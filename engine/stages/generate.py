@@ -33,12 +33,14 @@ def run(ctx) -> dict:
     from transformers import set_seed
 
     from engine.stages.loading import apply_threads, load_trained, pick_device
+    from engine.tasks import TASKS
 
     params = ctx.params["generate"]
     seed = params.get("seed", ctx.seed)
     device = pick_device(ctx.runtime)
     apply_threads(ctx.runtime)
-    model, tokenizer = load_trained(ctx.inputs.get("train"), ctx.inputs["model"], device, ctx.params["task"])
+    # `weights`: the fine-tuned output, or for `generate[baseline]` the model before fine-tuning
+    model, tokenizer = load_trained(ctx.inputs["weights"], ctx.inputs["model"], device, TASKS[ctx.params["task"]])
     greedy = params["temperature"] == 0
     settings = {"max_new_tokens": params["max_new_tokens"], "do_sample": not greedy,
                 "repetition_penalty": params["repetition_penalty"], "pad_token_id": tokenizer.pad_token_id}

@@ -98,32 +98,21 @@ def training_documents(data_out: Path, eos_id: int | None) -> list[list[int]]:
     return [doc for doc in documents if doc]
 
 
-def model_class(task: str):
-    """The transformers auto class that puts the task's head on a model."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-
-    return AutoModelForSequenceClassification if task == "sequence-classification" else AutoModelForCausalLM
-
-
-def load_trained(train_out: Path | None, base_out: Path, device: str, task: str = "causal-lm"):
-    """The fine-tuned model (merged, or base + adapter; the base alone for a baseline) and its
-    tokenizer, in eval mode. Read from safetensors only: the stages wrote nothing else."""
-    from transformers import AutoTokenizer
-
-    auto = model_class(task)
-    if train_out is None:  # a baseline: the model as it was before fine-tuning
-        model = auto.from_pretrained(base_out / "model", use_safetensors=True)
-    elif (train_out / "adapter").is_dir():
+def load_trained(weights: Path, base_out: Path, device: str, family):
+    """A model in eval mode and its preprocessor. `weights` is a stage output holding `model/`
+    (a full or merged model: the model stage's, or train's) or `adapter/` (LoRA, loaded onto the
+    base model in `base_out`). Read from safetensors only: the stages wrote nothing else."""
+    auto = family.auto_class()
+    if (weights / "adapter").is_dir():
         import json
 
         from peft import PeftModel
 
-        labels = json.loads((train_out / "labels.json").read_text()) if (train_out / "labels.json").exists() else None
+        labels = json.loads((weights / "labels.json").read_text()) if (weights / "labels.json").exists() else None
         extra = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                  "label2id": {n: i for i, n in enumerate(labels)}} if labels else {}
         base = auto.from_pretrained(base_out / "model", use_safetensors=True, **extra)
-        model = PeftModel.from_pretrained(base, train_out / "adapter")
+        model = PeftModel.from_pretrained(base, weights / "adapter")
     else:
-        model = auto.from_pretrained(train_out / "model", use_safetensors=True)
-    tokenizer = AutoTokenizer.from_pretrained(base_out / "model")
-    return model.to(device).eval(), tokenizer
+        model = auto.from_pretrained(weights / "model", use_safetensors=True)
+    return model.to(device).eval(), family.preprocessor(base_out / "model")

@@ -117,13 +117,16 @@ def _torch_dtype(name: str):
 
 
 def _load_pretrained(ctx, model: dict):
-    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.tasks import TASKS
 
     dtype = _torch_dtype(model["dtype"])
     trust = bool(ctx.options.get("trust_remote_code"))
     allow_pickle = bool(ctx.options.get("allow_pickle"))
     # A classifier starts from the body alone; its head is added (new) in the train stage.
-    auto = AutoModel if ctx.params["task"] == "sequence-classification" else AutoModelForCausalLM
+    family = TASKS[ctx.params["task"]]
+    auto = family.auto_class("base")
     if "hub" in model:
         sha = resolve_hub_revision(model["hub"], model["revision"])
         kwargs = {"revision": sha, "trust_remote_code": trust, "cache_dir": hub_cache_dir()}
@@ -141,7 +144,7 @@ def _load_pretrained(ctx, model: dict):
         except (OSError, ValueError) as exc:
             hint = "; it is an encoder: use task: sequence-classification" if "builtin" in model else ""
             raise StageError(f"model {shown} cannot be loaded as {auto.__name__}: {exc}{hint}") from exc
-        return loaded, AutoTokenizer.from_pretrained(path), {"source": shown}
+        return loaded, family.preprocessor(path), {"source": shown}
     if "gguf" in model:
         path = gguf_path(model["gguf"], ctx.spec_root)
         source = f"gguf {model['gguf'].get('path') or model['gguf']['file']}"

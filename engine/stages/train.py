@@ -46,13 +46,13 @@ def resolve_precision(wanted: str, device: str) -> str:
     return "fp32"
 
 
-def _lora(model, lora: dict, task: str):
+def _lora(model, lora: dict, family):
     from peft import LoraConfig, get_peft_model
 
     targets = lora["target_modules"]
     config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
                         target_modules=None if targets == "auto" else (targets if isinstance(targets, str) else list(targets)),
-                        task_type="SEQ_CLS" if task == "sequence-classification" else "CAUSAL_LM")
+                        task_type=family.lora_task_type)
     try:
         return get_peft_model(model, config)
     except ValueError as exc:
@@ -65,9 +65,10 @@ def run(ctx) -> dict:
     quiet_libraries()
     import torch
     from datasets import load_from_disk
-    from transformers import AutoTokenizer, EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
+    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
 
-    from engine.stages.loading import LabelCollator, PadCollator, apply_threads, model_class, pick_device
+    from engine.stages.loading import apply_threads, pick_device
+    from engine.tasks import TASKS
 
     train = ctx.params["train"]
     lora = ctx.get("model.lora")
@@ -77,20 +78,20 @@ def run(ctx) -> dict:
     set_seed(ctx.seed)
 
     dataset = load_from_disk(str(ctx.inputs["data"] / "dataset"))
-    tokenizer = AutoTokenizer.from_pretrained(ctx.inputs["model"] / "model")
-    task = ctx.params["task"]
-    labels = json.loads((ctx.inputs["data"] / "info.json").read_text()).get("labels")
+    family = TASKS[ctx.params["task"]]
+    tokenizer = family.preprocessor(ctx.inputs["model"] / "model")
+    labels = json.loads((ctx.inputs["data"] / "info.json").read_text()).get("labels") if family.labelled else None
     head = {}
-    if task == "sequence-classification":
+    if family.labelled:
         head = {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)},
                 "pad_token_id": tokenizer.pad_token_id}
         ctx.log(f"the classification head is new: {len(labels)} classes ({', '.join(labels)}), initialised from seed {ctx.seed}")
-    model = model_class(task).from_pretrained(ctx.inputs["model"] / "model", dtype=torch.float32, use_safetensors=True, **head)
+    model = family.auto_class().from_pretrained(ctx.inputs["model"] / "model", dtype=torch.float32, use_safetensors=True, **head)
     if train["freeze_base"]:
         for parameter in model.base_model.parameters():
             parameter.requires_grad = False
     if lora:
-        model = _lora(model, lora, task)
+        model = _lora(model, lora, family)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
 
@@ -140,7 +141,7 @@ def run(ctx) -> dict:
         callbacks.append(EarlyStoppingCallback(early["patience"], early["min_delta"]))
     trainer = Trainer(model=model, args=args, train_dataset=dataset["train"],
                       eval_dataset=dataset["validation"] if has_validation else None,
-                      data_collator=(LabelCollator if labels else PadCollator)(tokenizer.pad_token_id), callbacks=callbacks)
+                      data_collator=family.collator(tokenizer.pad_token_id), callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # our progress bar shows the loss; no dict dumps
     resume = resumable_checkpoint(ctx.work / "checkpoints", ctx.log)
     if resume:
