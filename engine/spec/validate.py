@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import string
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -18,6 +19,8 @@ from engine.spec.loader import Place, json_path
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
+
+MAX_FORMAT_NUMBER = 1000  # largest width or precision in a data.text placeholder ({title:>9999999999} exhausts memory)
 
 _TYPE_NAMES = {
     "object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
@@ -38,8 +41,33 @@ def validate(data: dict, places: dict[tuple, Place], fallback_file: str) -> list
     task = data.get("task", "causal-lm")
     for error in _validator().iter_errors(data):
         problems.extend(_explain(error, places, fallback_file, task))
+    text = data.get("data", {}).get("text") if isinstance(data.get("data"), dict) else None
+    if isinstance(text, str):
+        problems.extend(_problem(("data", "text"), message, places, fallback_file) for message in template_problems(text))
     unique = {(p.file, p.line, p.col, p.path, p.message): p for p in problems}
     return list(unique.values())
+
+
+def template_problems(template: str) -> list[str]:
+    """What is wrong with a `data.text` template that the schema cannot see: its placeholders."""
+    try:
+        fields = [(name, spec) for _, name, spec, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        return [f"malformed template ({exc}); use {{field}}, and {{{{ for a literal brace"]
+    out = []
+    for name, spec in fields:
+        shown = "{" + name + (":" + spec if spec else "") + "}"
+        if not name.isidentifier():
+            out.append(f"unsupported placeholder {shown}; use plain field names like {{title}}")
+        elif "{" in spec:
+            out.append(f"placeholder {shown} nests a placeholder in its format; give the width or precision as a number")
+        else:
+            numbers = [digits.lstrip("0") or "0" for digits in re.findall(r"\d+", spec)]
+            huge = [n for n in numbers if len(n) > 9 or int(n) > MAX_FORMAT_NUMBER]
+            if huge:
+                out.append(f"placeholder {shown} asks for a width or precision of {huge[0]}; at most "
+                           f"{MAX_FORMAT_NUMBER} is allowed (it builds a string that long for every record)")
+    return out
 
 
 def _locate(path: tuple, places: dict[tuple, Place], fallback_file: str, at_key: bool = False) -> tuple[str, int, int]:
