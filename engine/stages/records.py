@@ -9,6 +9,7 @@ import csv
 import fnmatch
 import glob
 import json
+import math
 import os
 import random
 import string
@@ -27,6 +28,19 @@ EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "c
 class Record:
     fields: dict[str, Any]
     origin: str  # "data/x.jsonl record 17", for errors
+
+
+class BadRows:
+    """The `data.on_bad_rows` policy: stop at a malformed row (`error`), or leave it out and count it (`skip`)."""
+
+    def __init__(self, policy: str = "error"):
+        self.policy = policy
+        self.skipped: list[str] = []  # "data/x.csv line 7: 4 fields, the header has 3"
+
+    def reject(self, origin: str, problem: str, fix: str) -> None:
+        if self.policy == "error":
+            raise StageError(f"{origin}: {problem}; {fix}, or set data.on_bad_rows: skip to leave such rows out")
+        self.skipped.append(f"{origin}: {problem}")
 
 
 def _located(spec_place, message: str) -> SpecError:
@@ -69,8 +83,9 @@ def _expand(pattern: str) -> list[str]:
     return sorted(names)
 
 
-def read_file(path: Path, fmt: str, txt_unit: str, label: str) -> list[Record]:
-    """Records of one file; `label` names it in errors."""
+def read_file(path: Path, fmt: str, txt_unit: str, label: str, bad_rows: BadRows | None = None) -> list[Record]:
+    """Records of one file; `label` names it in errors; malformed rows go to `bad_rows` (default: an error)."""
+    bad_rows = bad_rows or BadRows()
     if fmt == "auto":
         fmt = EXTENSIONS.get(path.suffix.lower())
         if fmt is None:
@@ -86,19 +101,9 @@ def read_file(path: Path, fmt: str, txt_unit: str, label: str) -> list[Record]:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise StageError(f"{label} line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); convert the file to UTF-8") from None
+    del raw
     if fmt == "jsonl":
-        records = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except ValueError as exc:
-                raise StageError(f"{label} line {number}: not valid JSON ({exc})") from None
-            if not isinstance(value, dict):
-                raise StageError(f"{label} line {number}: expected a JSON object per line, got {type(value).__name__}")
-            records.append(Record(value, f"{label} line {number}"))
-        return records
+        return _jsonl_records(text, label, bad_rows)
     if fmt == "json":
         try:
             value = json.loads(text)
@@ -111,8 +116,7 @@ def read_file(path: Path, fmt: str, txt_unit: str, label: str) -> list[Record]:
             raise StageError(f"{label}: expected a list of JSON objects")
         return [Record(v, f"{label} record {i + 1}") for i, v in enumerate(value)]
     if fmt == "csv":
-        reader = csv.DictReader(text.splitlines())
-        return [Record(dict(row), f"{label} row {i + 2}") for i, row in enumerate(reader)]
+        return _csv_records(text, label, bad_rows)
     if txt_unit == "file":
         return [Record({"text": text}, label)]
     if txt_unit == "line":
@@ -129,6 +133,49 @@ def read_file(path: Path, fmt: str, txt_unit: str, label: str) -> list[Record]:
     return blocks
 
 
+def _jsonl_records(text: str, label: str, bad_rows: BadRows) -> list[Record]:
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        origin = f"{label} line {number}"
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            bad_rows.reject(origin, f"not valid JSON ({exc})", "fix the line")
+            continue
+        if not isinstance(value, dict):
+            bad_rows.reject(origin, f"expected a JSON object per line, got {type(value).__name__}", "write one {...} per line")
+            continue
+        records.append(Record(value, origin))
+    return records
+
+
+def _csv_records(text: str, label: str, bad_rows: BadRows) -> list[Record]:
+    """Rows as {header: value}; a row with more or fewer fields than the header is a bad row (an unquoted
+    comma would otherwise shift or drop text silently). Origins name the line the row starts on."""
+    reader = csv.reader(text.splitlines())
+    header = next(reader, None)
+    if header is None:
+        return []
+    if not header:
+        raise StageError(f"{label} line 1: the first line of a CSV file must be its header (the column names)")
+    records, start = [], reader.line_num + 1
+    for row in reader:
+        origin, start = f"{label} line {start}", reader.line_num + 1
+        if not row or (len(row) == 1 and len(header) > 1 and not row[0].strip()):
+            continue  # a blank line
+        if len(row) > len(header):
+            bad_rows.reject(origin, f"{len(row)} fields, but the header has {len(header)}",
+                            'quote a field that contains a comma ("like, this")')
+        elif len(row) < len(header):
+            bad_rows.reject(origin, f"{len(row)} fields, but the header has {len(header)} ({', '.join(header)})",
+                            "give every column a value (an empty one is written ,,)")
+        else:
+            records.append(Record(dict(zip(header, row)), origin))
+    return records
+
+
 def template_fields(template: str) -> list[str]:
     """Field names used by a `{field}` template (errors on a malformed template)."""
     try:
@@ -139,6 +186,38 @@ def template_fields(template: str) -> list[str]:
         if not name or not name.isidentifier():
             raise StageError(f"data.text template has an unsupported placeholder {{{name}}}; use plain field names like {{title}}")
     return names
+
+
+def finite_only(records: list[Record], uses: dict[str, str], bad_rows: BadRows) -> list[Record]:
+    """The records whose used fields ({field: purpose}) hold no NaN or infinity.
+
+    `json.loads` reads `NaN`, `Infinity` and `1e999` as floats; as a label they would become the
+    classes 'nan' and 'inf', in a template the text "nan".
+    """
+    kept = []
+    for record in records:
+        bad = next(((name, purpose) for name, purpose in uses.items() if _non_finite(record.fields.get(name))), None)
+        if bad is None:
+            kept.append(record)
+        else:
+            name, purpose = bad
+            bad_rows.reject(record.origin, f"field {name!r} ({purpose}) is {_show_number(record.fields[name])}",
+                            "give a finite number or a string")
+    return kept
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(map(_non_finite, value))
+    if isinstance(value, dict):
+        return any(map(_non_finite, value.values()))
+    return False
+
+
+def _show_number(value: Any) -> str:
+    return str(value) if isinstance(value, float) else f"{value!r} (with NaN or infinity inside)"
 
 
 def field_values(records: list[Record], name: str, purpose: str) -> list:
@@ -162,7 +241,10 @@ def render(records: list[Record], template: str) -> list[str]:
         if missing:
             have = ", ".join(sorted(record.fields)) or "none"
             raise StageError(f"{record.origin}: no field {missing[0]!r} for the template data.text (fields: {have})")
-        texts.append(template.format_map({n: record.fields[n] for n in names}))
+        try:
+            texts.append(template.format_map({n: record.fields[n] for n in names}))
+        except (ValueError, TypeError) as exc:  # a format spec that does not fit the value: {title:d} on a string
+            raise StageError(f"{record.origin}: the template data.text does not apply to this record ({exc})") from None
     return texts
 
 
