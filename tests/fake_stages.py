@@ -37,6 +37,7 @@ def install(stages=STAGES) -> None:
     for kind, module in list(stages.items()):
         real = getattr(module, "_real", module)
         stages[kind] = types.SimpleNamespace(VERSION=real.VERSION, LIBRARIES=real.LIBRARIES, reads=real.reads,
+                                             IGNORES=getattr(real, "IGNORES", {}),
                                              inputs=real.inputs, run=fake_run(kind), _real=real)
 
 

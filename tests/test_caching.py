@@ -376,3 +376,10 @@ def test_until_keeps_the_rest_of_the_record_unless_stale(project):
     (project / "data" / "b.txt").write_text("changed\n")
     assert run("--until", "data") == 0
     assert set(json.loads((project / "spec.lock.json").read_text())["nodes"]) == {"model", "data"}
+
+
+@pytest.mark.parametrize("field", ["train.log_every=3", "train.save_every=2"])
+def test_logging_and_checkpoint_cadence_rerun_nothing(project, capsys, field):
+    assert run() == 0
+    steps = plan(capsys, "--set", field)
+    assert {s["action"] for s in steps.values()} == {"cached"}

@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 
 from engine.core.stage import Registry, ignored_fields
 from engine.errors import EngineError
-from engine.spec import FrozenDict, Spec, freeze
+from engine.spec import FrozenDict, Spec, freeze, thaw
 
 Condition = Callable[[Spec], bool]
 
@@ -57,9 +57,12 @@ class Node:
 
     name: str
     kind: str  # key into the registry
-    params: FrozenDict  # the resolved spec fields this node reads, nested as in the spec
+    params: FrozenDict  # the spec fields in this node's key, nested as in the spec
     inputs: FrozenDict = field(default_factory=FrozenDict)  # role -> upstream node name
     output_deps: FrozenDict = field(default_factory=FrozenDict)  # role -> output digest name
+    # everything the stage reads: `params` plus the fields it declares ignored (IGNORES), which
+    # its run uses (how often to log) but which do not change its output, so stay out of the key
+    given: FrozenDict = field(default_factory=FrozenDict)
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -96,7 +99,7 @@ class Graph:
         return out
 
 
-def _select(spec: Spec, dotted_paths: tuple[str, ...], ignored: Mapping[str, str]) -> FrozenDict:
+def _select(spec: Spec, dotted_paths: tuple[str, ...], ignored: Mapping[str, str] = FrozenDict()) -> FrozenDict:
     """The nested sub-tree of the spec holding just these dotted paths (absent and ignored ones skipped)."""
     out: dict = {}
     for dotted in dotted_paths:
@@ -106,7 +109,7 @@ def _select(spec: Spec, dotted_paths: tuple[str, ...], ignored: Mapping[str, str
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = spec.get(dotted)
+        node[parts[-1]] = thaw(spec.get(dotted)) if ignored else spec.get(dotted)
     for dotted in ignored:
         *parents, last = dotted.split(".")
         node = out
@@ -133,9 +136,10 @@ def resolve(spec: Spec, registry: Registry, pipeline: tuple[NodeTemplate, ...]) 
             bind = bind if isinstance(bind, Bind) else Bind(bind)
             if bind.node in present and bind.when(spec):
                 inputs[role] = bind.node
-        params = _select(spec, kind.reads(spec), ignored_fields(kind))
+        reads = kind.reads(spec)
+        params = _select(spec, reads, ignored_fields(kind))
         output_deps = {r: part for r, part in template.output_deps.items() if r in inputs}
-        nodes.append(Node(template.name, template.kind, params, freeze(inputs), freeze(output_deps)))
+        nodes.append(Node(template.name, template.kind, params, freeze(inputs), freeze(output_deps), _select(spec, reads)))
     by_name = {n.name: n for n in nodes}
     order = tuple(graphlib.TopologicalSorter({n.name: set(n.deps) for n in nodes}).static_order())
     return Graph(spec, by_name, order, registry)

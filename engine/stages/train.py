@@ -29,6 +29,13 @@ def reads(spec) -> tuple[str, ...]:
     return ("task", "seed", "train", "model.lora")  # the label set arrives with the data stage's key
 
 
+# Read by `run`, left out of the key: the weights are the same whatever they are set to.
+IGNORES = {
+    "train.log_every": "how often the loss is logged; the weights do not depend on it",
+    "train.save_every": "how often a checkpoint is saved for resuming; resuming gives the same weights",
+}
+
+
 def inputs(spec) -> dict:
     return {}  # reads only upstream outputs
 
