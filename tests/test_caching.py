@@ -383,3 +383,9 @@ def test_logging_and_checkpoint_cadence_rerun_nothing(project, capsys, field):
     assert run() == 0
     steps = plan(capsys, "--set", field)
     assert {s["action"] for s in steps.values()} == {"cached"}
+
+
+def test_changing_the_evaluated_split_reruns_the_evaluation_alone(project, capsys):
+    assert run() == 0
+    steps = plan(capsys, "--set", "evaluate.split=validation")
+    assert [n for n, s in steps.items() if s["action"] == "run"] == ["evaluate"]

@@ -62,6 +62,8 @@ def test_classifier_metrics_are_consistent_and_cached(project, tmp_path, capsys)
     capsys.readouterr()
     assert main(["run", "spec.yaml", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ran"] == []
+    assert main(["plan", "spec.yaml", "--json", "--set", "data.packing=false"]) == 0  # a classifier never packs
+    assert {s["action"] for s in json.loads(capsys.readouterr().out)} == {"cached"}
 
 
 def test_group_split_keeps_each_play_in_one_split(project):

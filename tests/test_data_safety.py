@@ -213,7 +213,7 @@ def test_long_text_is_tokenized_in_bounded_calls_with_the_same_blocks(project, c
     from datasets import load_from_disk
     from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-    from engine.stages import data
+    from engine.stages import tokens
 
     words = "the king queen ship sea storm night love fool crown sword moon".split()
     text = " ".join(words[(i * 7) % len(words)] for i in range(120_000))  # ~600,000 characters on one line
@@ -229,7 +229,7 @@ def test_long_text_is_tokenized_in_bounded_calls_with_the_same_blocks(project, c
     monkeypatch.setattr(PreTrainedTokenizerBase, "__call__", counting)
     code, err = run_data(capsys)
     assert code == 0, err
-    assert max(sizes) <= data.BATCH_CHARS + data.PIECE_CHARS < len(text)
+    assert max(sizes) <= tokens.BATCH_CHARS + tokens.PIECE_CHARS < len(text)
     monkeypatch.undo()
     tokenizer = AutoTokenizer.from_pretrained(project / "tiny-model")
     flat = tokenizer("# Long\n\n" + text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]

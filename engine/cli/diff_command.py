@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from engine.errors import SpecError, UsageError
+from engine.errors import UsageError
 
 
 def register(sub) -> None:

@@ -1,7 +1,7 @@
 """Remember documents that passed validation, so a rerun of an unchanged spec skips jsonschema.
 
-Validation is a pure function of the document and the schema, so the cache key is the sha256
-of both (plus the engine version). Entries are empty files under $ENGINE_CACHE_DIR (default
+Validation is a pure function of the document, the schema and the checks in validate.py, so
+the cache key is the sha256 of the three (plus the engine version). Entries are empty files under $ENGINE_CACHE_DIR (default
 ~/.cache/engine/valid); a lost or unwritable cache only costs a validation.
 """
 from __future__ import annotations
@@ -24,7 +24,10 @@ def _folder() -> Path:
 
 @lru_cache(maxsize=1)
 def _schema_digest() -> str:
-    return hashlib.sha256(SCHEMA_PATH.read_bytes() + __version__.encode()).hexdigest()
+    """The schema, the checks beyond it (validate.py) and the engine version: a new check in
+    validate.py must not be skipped for a spec that passed the old ones."""
+    checks = Path(__file__).with_name("validate.py").read_bytes()
+    return hashlib.sha256(SCHEMA_PATH.read_bytes() + checks + __version__.encode()).hexdigest()
 
 
 def _key(data: dict) -> str:
