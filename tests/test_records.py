@@ -60,7 +60,7 @@ def test_split_is_seeded_and_complete():
 
 
 def test_nan_loss_stops_training():
-    from engine.stages.train import _Progress
+    from engine.stages.training_callbacks import progress_callback as _Progress
 
     class Ctx:
         def bar(self, total, description):

@@ -8,21 +8,17 @@ the stage naming the fields to change. A failed stage caches nothing.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import math
 import os
-import shutil
-import signal
 import time
-from pathlib import Path
 
 from engine.errors import StageError
+from engine.stages import training_callbacks as callbacks_module
+from engine.stages.checkpoints import MANIFEST, Sigterm, resumable_checkpoint
 
 VERSION = 1
 LIBRARIES = ("torch", "transformers", "peft", "accelerate")
-MANIFEST = "ENGINE_COMPLETE"  # in each checkpoint, written last: every other file's size and sha256
 
 
 def reads(spec) -> tuple[str, ...]:
@@ -140,10 +136,10 @@ def run(ctx) -> dict:
         seed=ctx.seed, data_seed=ctx.seed, report_to=[], disable_tqdm=True, remove_unused_columns=False,
         dataloader_num_workers=(ctx.runtime or {}).get("dataloader_workers", 0),
     )
-    sigterm = _Sigterm()
-    progress = _Progress(ctx, max_steps, tokens_per_step)
-    guard = _callbacks().LossGuard(model)
-    callbacks = [progress, guard, _callbacks().Checkpoints(ctx, sigterm)]
+    sigterm = Sigterm()
+    progress = callbacks_module.progress_callback(ctx, max_steps, tokens_per_step)
+    guard = callbacks_module.callbacks().LossGuard(model)
+    callbacks = [progress, guard, callbacks_module.callbacks().Checkpoints(ctx, sigterm)]
     if early:
         callbacks.append(EarlyStoppingCallback(early["patience"], early["min_delta"]))
     trainer = Trainer(model=model, args=args, train_dataset=dataset["train"],
@@ -234,189 +230,3 @@ def out_of_memory_advice(exc: BaseException, device: str, batch: int, accum: int
     more = accum * batch // smaller
     return (f"{head}; train.batch_size {smaller} with train.gradient_accumulation {more} keeps the effective batch "
             f"{batch * accum} in less memory; a rerun resumes from the last complete checkpoint")
-
-
-def non_finite_advice(name: str, value: float, step: int) -> str:
-    return (f"{name} became {value} at step {step}; lower train.learning_rate, check train.precision (fp16 overflows: "
-            f"try bf16 or fp32), or clip gradients (train.max_grad_norm)")
-
-
-# -- checkpoints -----------------------------------------------------------------------------------
-
-def write_manifest(folder: Path) -> None:
-    """List every file of a checkpoint the Trainer has finished saving: written last, atomically."""
-    files = {name: _describe(folder / name) for name in _checkpoint_files(folder)}
-    temporary = folder / f".{MANIFEST}.tmp"
-    temporary.write_text(json.dumps({"files": files}, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(temporary, folder / MANIFEST)
-
-
-def checkpoint_problem(folder: Path) -> str | None:
-    """Why a checkpoint cannot be resumed from, or None when every file matches its manifest."""
-    if not (folder / "trainer_state.json").is_file():
-        return "no trainer_state.json"
-    try:
-        listed = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["files"]
-    except FileNotFoundError:
-        return "no manifest (it was not finished saving)"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "its manifest is unreadable"
-    present = set(_checkpoint_files(folder))
-    if missing := sorted(set(listed) - present):
-        return f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing"
-    if extra := sorted(present - set(listed)):
-        return f"{', '.join(extra)} {'is' if len(extra) == 1 else 'are'} not in its manifest"
-    for name, want in sorted(listed.items()):
-        size = (folder / name).stat().st_size
-        if size != want["size"]:
-            return f"{name} has {size} bytes, its manifest says {want['size']}"
-        if _describe(folder / name)["sha256"] != want["sha256"]:
-            return f"{name} does not match its sha256 digest"
-    return None
-
-
-def resumable_checkpoint(folder: Path, log) -> Path | None:
-    """The newest complete checkpoint. Newer incomplete ones are removed, each with a log line
-    saying why: the Trainer would save over them, and sorts checkpoints by mtime when rotating."""
-    numbered = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.removeprefix("checkpoint-").isdigit()]
-    skipped = False
-    for candidate in sorted(numbered, key=lambda p: int(p.name.removeprefix("checkpoint-")), reverse=True):
-        problem = checkpoint_problem(candidate)
-        if problem is None:
-            return candidate
-        log(f"skipped {candidate.name}: {problem}; removed it")
-        shutil.rmtree(candidate)
-        skipped = True
-    if skipped:
-        log("no complete checkpoint left: training starts at step 0")
-    return None
-
-
-def _checkpoint_files(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                  if p.is_file() and p.name not in (MANIFEST, f".{MANIFEST}.tmp"))
-
-
-def _describe(path: Path) -> dict:
-    with open(path, "rb") as handle:
-        return {"size": os.fstat(handle.fileno()).st_size, "sha256": hashlib.file_digest(handle, "sha256").hexdigest()}
-
-
-class _Sigterm:
-    """While training, SIGTERM sets `received`, so the step in progress ends with a checkpoint; then
-    `forward` hands it on to the handler from before (the CLI's exits 143). A second one goes on at once."""
-
-    def __init__(self):
-        self.received = False
-        self.previous = None  # the handler to restore; None while ours is not installed
-
-    def __enter__(self):
-        try:
-            self.previous = signal.signal(signal.SIGTERM, self._handle) or signal.SIG_DFL
-        except ValueError:  # not the main thread, where alone handlers may be set: SIGTERM acts as before
-            pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.received:
-            self.forward()
-        self.received = True
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
-            self.previous = None
-
-    def forward(self) -> None:
-        self.__exit__()
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-@functools.cache
-def _callbacks():
-    """The Trainer callbacks, defined on first use: transformers is imported only inside `run`."""
-    import types
-
-    import torch
-    from transformers import TrainerCallback
-
-    class Progress(TrainerCallback):
-        """Progress bar with loss and tokens/s; stops on a logged NaN loss (eval_loss included)."""
-
-        def __init__(self, ctx, max_steps: int, tokens_per_step: float):
-            self.ctx, self.tokens_per_step = ctx, tokens_per_step
-            self.bar = ctx.bar(max_steps, "training")
-            self.loss = float("nan")
-            self.tokens_seen = 0.0
-            self.started = time.time()
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.started = time.time()
-            if state.global_step:
-                self.bar.advance(state.global_step)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.tokens_seen += self.tokens_per_step
-            rate = self.tokens_seen / max(time.time() - self.started, 1e-9)
-            self.bar.advance(1, loss=self.loss, tok_s=round(rate))
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            for name in ("loss", "eval_loss"):
-                value = (logs or {}).get(name)
-                if value is None:
-                    continue
-                if not math.isfinite(value):
-                    raise StageError(non_finite_advice(name, value, state.global_step))
-                if name == "loss":
-                    self.loss = value
-
-        def close(self):
-            self.bar.close()
-
-    class LossGuard(TrainerCallback):
-        """Fails the step whose training loss is NaN or infinite, whatever is logged: the Trainer
-        only logs every `log_every` steps. One device sync per optimizer step."""
-
-        def __init__(self, model):
-            self.losses: list = []
-            self.hook = model.register_forward_hook(self._record)
-
-        def _record(self, module, args, output):
-            loss = output.get("loss") if isinstance(output, dict) else None
-            if module.training and loss is not None:
-                self.losses.append(loss.detach().float().reshape(-1))
-
-        def on_step_end(self, args, state, control, **kwargs):
-            losses, self.losses = self.losses, []
-            if not losses:
-                return
-            values = torch.cat([loss.to(losses[0].device) for loss in losses])  # DataParallel: one per device
-            bad = values[~torch.isfinite(values)]
-            if bad.numel():
-                raise StageError(non_finite_advice("loss", bad[0].item(), state.global_step))
-
-        def remove(self):
-            self.hook.remove()
-
-    class Checkpoints(TrainerCallback):
-        """Writes each saved checkpoint's manifest; on SIGTERM, saves one and stops training."""
-
-        def __init__(self, ctx, sigterm: _Sigterm):
-            self.ctx, self.sigterm, self.stopping = ctx, sigterm, False
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.sigterm.received and not self.stopping:
-                self.stopping = True
-                control.should_save = control.should_training_stop = True
-                self.ctx.log(f"SIGTERM: saving checkpoint-{state.global_step}, then stopping")
-
-        def on_save(self, args, state, control, **kwargs):
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if state.is_world_process_zero and folder.is_dir():
-                write_manifest(folder)
-
-    return types.SimpleNamespace(Progress=Progress, LossGuard=LossGuard, Checkpoints=Checkpoints)
-
-
-def _Progress(ctx, max_steps, tokens_per_step):
-    return _callbacks().Progress(ctx, max_steps, tokens_per_step)
