@@ -110,10 +110,10 @@ def test_clone_at_another_path_finds_every_stage_cached_with_the_same_keys(proje
 # VERSION bump of the stage means every user's cache silently misses (or, worse, hits wrongly).
 GOLDEN = {
     ("model", 1): "379b6c8b09bda170fae1ddb4cd92092c6744c7477b7e9bf90316abb51430ced4",
-    ("data", 1): "2d9e884da9fc1db7018c927b66286e1e6f8e7867d8602f2ea725b04cef88843e",
-    ("train", 1): "52c34a2c077d14fcf8516ade6581b272ac6f044851f18069f2f615d8c87cb933",
-    ("evaluate", 1): "175d53832e01b0de32b21842a4ed01292ee1104f85527f9e0f39505982225c7d",
-    ("generate", 1): "aae2fab4bc74fda96eb5cc255b8685d4777a08f42e982f93dcff05bb0252ce9b",
+    ("data", 2): "0baaa5fdd86712d954e34515f92c40ca620758bebe1092ff697bb6dc72e8a378",
+    ("train", 1): "cb83d2786c116c1e30d223ec367b12d563d05b12e7061143bb384bd761cee08a",
+    ("evaluate", 1): "dcaa9003a35b03937b95f2a9fc0ed54806f810db70f3deac1ceb35aeb1114cad",
+    ("generate", 1): "8457ece9397114c2da2b9d4bd37bdfac270056fa9258b0388d60da77fc05fdf1",
 }
 
 
