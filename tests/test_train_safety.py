@@ -178,6 +178,7 @@ def test_damaged_checkpoint_is_skipped(damage, reason, project, tmp_path, monkey
 
 # -- 4. SIGTERM saves a checkpoint, then ends the run ----------------------------------------------
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_a_rerun_resumes(project, tmp_path):
     from engine.stages.checkpoints import checkpoint_problem
 
