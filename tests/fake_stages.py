@@ -37,7 +37,8 @@ def install(stages=STAGES) -> None:
     for kind, module in list(stages.items()):
         real = getattr(module, "_real", module)
         stages[kind] = types.SimpleNamespace(VERSION=real.VERSION, LIBRARIES=real.LIBRARIES, reads=real.reads,
-                                             IGNORES=getattr(real, "IGNORES", {}),
+                                             IGNORES=getattr(real, "IGNORES", {}), ROLES=real.ROLES,
+                                             PRODUCES=real.PRODUCES,
                                              inputs=real.inputs, run=fake_run(kind), _real=real)
 
 

@@ -25,7 +25,7 @@ def kind(reads=("a",), ignores=None, fail=False, version=1):
         return {"metrics": {"n": len(ctx.inputs)}}
 
     return types.SimpleNamespace(VERSION=version, LIBRARIES=(), reads=lambda spec: reads, IGNORES=ignores or {},
-                                 inputs=lambda spec: {}, run=run)
+                                 ROLES=("up", "extra"), PRODUCES=("roles.json",), inputs=lambda spec: {}, run=run)
 
 
 def spec(tree: dict, root: Path) -> Spec:
@@ -120,3 +120,11 @@ def test_every_task_of_the_schema_has_a_family():
     from engine.tasks import TASKS
 
     assert set(schema()["properties"]["task"]["enum"]) == set(TASKS)
+
+
+def test_binding_a_role_the_stage_does_not_have_is_an_error(registry, tmp_path):
+    from engine.errors import EngineError
+
+    bad = PIPELINE + (NodeTemplate("odd", "left", inputs={"weights": "source"}),)
+    with pytest.raises(EngineError, match="stage kind 'left' has no input role weights"):
+        resolve(spec({"a": 1, "b": {"x": 2}}, tmp_path), registry, bad)

@@ -117,15 +117,10 @@ def run(args) -> int:
     return 0 if result.ok else 1
 
 
-# What of a stage's output a person opens or loads: the first of these that exists in `out/`.
-# A train output is a `save_pretrained` folder (full or merged model) or a PEFT adapter folder,
-# both loadable with the task's `AutoModelFor...from_pretrained`.
-LOADABLE = {"model": ("model",), "train": ("model", "adapter"), "tokenizer": ("tokenizer",), "data": ("dataset",),
-            "evaluate": ("metrics.json",), "generate": ("samples.jsonl",)}
-
-
-def loadable_output(entry_path: Path, kind: str) -> Path | None:
-    for part in LOADABLE.get(kind, ()) + ("",):  # else the entry's whole output folder
+def loadable_output(entry_path: Path, produces: tuple[str, ...]) -> Path | None:
+    """What a person opens of an entry: the first of the stage's PRODUCES that exists (a train
+    output's `model/` or `adapter/` loads with `AutoModelFor...from_pretrained`), else `out/`."""
+    for part in tuple(produces) + ("",):
         candidate = entry_path / "out" / part if part else entry_path / "out"
         if candidate.exists():
             return candidate
@@ -155,7 +150,8 @@ def show(args) -> int:
     graph = resolve(spec)
     statuses = record_status(graph, store, DigestCache(store.state_db), record)
     for name, node in record["nodes"].items():
-        path = loadable_output(store.entry_path(node["key"]), node.get("kind", ""))
+        kind = graph.registry.get(node.get("kind", ""))
+        path = loadable_output(store.entry_path(node["key"]), getattr(kind, "PRODUCES", ()))
         node["output"] = str(path) if path else None
         node["status"] = statuses[name].state if name in statuses else "not in spec"
     state = summary(statuses)

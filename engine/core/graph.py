@@ -131,6 +131,10 @@ def resolve(spec: Spec, registry: Registry, pipeline: tuple[NodeTemplate, ...]) 
         kind = registry.get(template.kind)
         if kind is None:
             raise EngineError(f"pipeline node {template.name}: no stage kind {template.kind!r} in the registry")
+        unknown = sorted(set(template.inputs) - set(kind.ROLES))
+        if unknown:
+            raise EngineError(f"pipeline node {template.name}: stage kind {template.kind!r} has no input role "
+                              f"{', '.join(unknown)} (its roles: {', '.join(kind.ROLES) or 'none'})")
         inputs = {}
         for role, bind in template.inputs.items():
             bind = bind if isinstance(bind, Bind) else Bind(bind)

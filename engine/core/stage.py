@@ -12,6 +12,8 @@ the caller: core never imports `engine.stages`.
                them reruns nothing. Optional.
     inputs     {label: path or Known} of the files it reads, resolved once; what is hashed is
                what `run` reads
+    ROLES      the input roles a pipeline may bind (`ctx.inputs[role]`); binding another is an error
+    PRODUCES   what `run` writes into ctx.out; the first that exists is the output a person opens
     run        does the work into ctx.out; returns {"metrics", "facts", "digests"} (all optional)
 """
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 class StageKind(Protocol):
     VERSION: int
     LIBRARIES: tuple[str, ...]
+    ROLES: tuple[str, ...]
+    PRODUCES: tuple[str, ...]
 
     def reads(self, spec: Any) -> tuple[str, ...]: ...
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 VERSION = 3  # 3: characters (suffix array of the decoded texts), not hashed 8-token windows
 LIBRARIES = ("numpy", "tokenizers", "transformers")  # decoding the token ids is part of the result
+ROLES = ("data", "model")  # input roles a pipeline may bind (engine/pipeline.py)
+PRODUCES = ("texts.txt", "suffixes.npy", "starts.npy")  # what out/ holds; the first that exists is what `engine show` points at
 
 
 def reads(spec) -> tuple[str, ...]:

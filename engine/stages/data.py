@@ -19,6 +19,8 @@ from engine.stages.tokens import causal_examples, classification_examples
 
 VERSION = 2  # 2: tokenized in bounded pieces; same blocks, but datasets' state.json fingerprint differs
 LIBRARIES = ("datasets", "tokenizers", "transformers")
+ROLES = ("model",)  # input roles a pipeline may bind (engine/pipeline.py)
+PRODUCES = ("dataset", "info.json")  # what out/ holds; the first that exists is what `engine show` points at
 SKIPPED_SHOWN = 5  # bad rows named in the log and the facts; the rest are counted
 
 

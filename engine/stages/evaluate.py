@@ -11,6 +11,8 @@ from engine.errors import StageError
 
 VERSION = 1
 LIBRARIES = ("torch", "transformers", "peft")
+ROLES = ("weights", "model", "data")  # input roles a pipeline may bind (engine/pipeline.py)
+PRODUCES = ("metrics.json",)  # what out/ holds; the first that exists is what `engine show` points at
 
 
 def reads(spec) -> tuple[str, ...]:

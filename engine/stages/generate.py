@@ -8,6 +8,8 @@ import json
 
 VERSION = 1
 LIBRARIES = ("torch", "transformers", "peft")
+ROLES = ("weights", "model", "data", "copy-index")  # input roles a pipeline may bind (engine/pipeline.py)
+PRODUCES = ("samples.jsonl", "metrics.json")  # what out/ holds; the first that exists is what `engine show` points at
 
 
 def reads(spec) -> tuple[str, ...]:

@@ -18,6 +18,8 @@ from engine.packaged import BUILTIN_MODELS, package_file
 
 VERSION = 1
 LIBRARIES = ("torch", "transformers", "gguf", "tokenizers")
+ROLES = ("tokenizer",)  # input roles a pipeline may bind (engine/pipeline.py)
+PRODUCES = ("model",)  # what out/ holds; the first that exists is what `engine show` points at
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "model-*.safetensors")
 PICKLE_WEIGHTS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.ckpt")  # loading a pickle can run code it holds

@@ -5,6 +5,8 @@ from engine.stages import data as data_stage
 
 VERSION = 1
 LIBRARIES = ("tokenizers", "transformers")
+ROLES = ()  # input roles a pipeline may bind (engine/pipeline.py)
+PRODUCES = ("tokenizer",)  # what out/ holds; the first that exists is what `engine show` points at
 SPECIAL = ["<|endoftext|>", "<|pad|>"]
 
 

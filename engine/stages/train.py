@@ -19,6 +19,8 @@ from engine.stages.checkpoints import MANIFEST, Sigterm, resumable_checkpoint
 
 VERSION = 1
 LIBRARIES = ("torch", "transformers", "peft", "accelerate")
+ROLES = ("model", "data")  # input roles a pipeline may bind (engine/pipeline.py)
+PRODUCES = ("model", "adapter", "log_history.json")  # what out/ holds; the first that exists is what `engine show` points at
 
 
 def reads(spec) -> tuple[str, ...]:
