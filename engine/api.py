@@ -41,6 +41,7 @@ class Plan:
     record: dict | None  # the record the plan explains itself against
     record_file: Path  # where this run's record goes: beside the spec, or in the store for --set runs
     overrides: list[str] = field(default_factory=list)
+    record_base: dict | None = None  # the record at record_file before this run (never another spec's)
 
     @staticmethod
     def why(step: Step) -> str:
@@ -83,14 +84,14 @@ def plan(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, 
     digests = DigestCache(the_store.state_db, rehash=rehash)
     if overrides:
         record_file = override_record_path(the_store.root, spec_label(spec), spec.name, overrides)
-        # an override run explains itself against its own earlier record, else the spec's
-        record = read_record(spec.path, record_file) or read_record(spec.path)
+        base = read_record(spec.path, record_file)
+        record = base or read_record(spec.path)  # reasons: against its own earlier record, else the spec's
     else:
         record_file = record_path(spec.path)
-        record = read_record(spec.path)
+        base = record = read_record(spec.path)
     steps = make_plan(graph, the_store, digests, record, tuple(force), until)
     digests.save()
-    return Plan(spec, the_store, graph, digests, steps, record, record_file, overrides)
+    return Plan(spec, the_store, graph, digests, steps, record, record_file, overrides, base)
 
 
 class _Silent:
@@ -111,6 +112,12 @@ def run(p: Plan, reporter: Reporter | None = None, *, trust_remote_code: bool = 
     if not result.ok:
         return Outcome(result, None)
     extra = {"spec_file": spec_label(p.spec), "overrides": sorted(p.overrides)} if p.overrides else None
-    path = write_record(p.spec.path, p.spec.name, p.spec.get("seed"), record_nodes(p.graph, result.entries, p.record),
-                        p.record, p.record_file, extra)
+    current: set[str] = set()
+    if p.record_base and any(name not in result.entries for name in p.graph.order):  # `--until` left some out
+        from engine.core.status import CURRENT, record_status
+
+        statuses = record_status(p.graph, p.store, p.digests, p.record_base)
+        current = {name for name, status in statuses.items() if status.state == CURRENT}
+    nodes = record_nodes(p.graph, result.entries, p.record_base, current)
+    path = write_record(p.spec.path, p.spec.name, p.spec.get("seed"), nodes, p.record_base, p.record_file, extra)
     return Outcome(result, path)

@@ -376,6 +376,20 @@ def test_until_keeps_the_rest_of_the_record_unless_stale(project):
     (project / "data" / "b.txt").write_text("changed\n")
     assert run("--until", "data") == 0
     assert set(json.loads((project / "spec.lock.json").read_text())["nodes"]) == {"model", "data"}
+    assert run() == 0
+    edit(project, "learning_rate: 5.0e-5", "learning_rate: 1.0e-4")  # train's own field, upstream unchanged
+    assert run("--until", "data") == 0
+    assert set(json.loads((project / "spec.lock.json").read_text())["nodes"]) == {"model", "data"}  # no stale train
+
+
+def test_set_records_are_named_by_the_overrides_in_effect(project):
+    assert run("--set", "train.epochs=1", "--set", "train.epochs=2") == 0
+    assert run("--set", "train.epochs=2", "--set", "train.epochs=1") == 0
+    assert len(list((project.parent / "store" / "runs").glob("*.lock.json"))) == 2
+    assert run() == 0
+    assert run("--set", "train.epochs=3", "--until", "data") == 0  # a new override record takes nothing of the spec's
+    records = [json.loads(p.read_text()) for p in (project.parent / "store" / "runs").glob("*.lock.json")]
+    assert sorted(len(r["nodes"]) for r in records) == [2, 5, 5]
 
 
 @pytest.mark.parametrize("field", ["train.log_every=3", "train.save_every=2"])

@@ -217,3 +217,18 @@ def test_a_base_spec_outside_the_project_needs_the_operator(project, tmp_path, c
     err = capsys.readouterr().err
     assert "specs/z.yaml:1:10  $.extends  ../../base.yaml is outside the project" in err
     assert main(["validate", "specs/z.yaml", "--allow-outside-project"]) == 0
+
+
+def test_a_symlink_inside_a_model_folder_may_not_point_outside(project, tmp_path, capsys):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private")
+    (project / "models" / "base" / "vocab.txt").symlink_to(secret)
+    assert main(["plan", "specs/x.yaml"]) == 2
+    assert "models/base/vocab.txt is outside the project" in capsys.readouterr().err
+    assert main(["plan", "specs/x.yaml", "--allow-outside-project"]) == 0
+
+
+def test_a_hub_revision_cannot_walk_out_of_the_cache(project, capsys):
+    (project / "specs" / "h.yaml").write_text(SPEC.replace("path: ../models/base", "hub: a/b\n  revision: ../../../../etc/hostname"))
+    assert main(["plan", "specs/h.yaml"]) == 2
+    assert "$.model.revision  must match the pattern" in capsys.readouterr().err

@@ -74,9 +74,16 @@ class DigestCache:
         return digest
 
     def tree(self, root: Path) -> str:
-        """Digest of a directory: its files' relative paths and digests (hidden files skipped)."""
+        """Digest of a directory: its files' relative paths and digests (hidden files skipped;
+        symlinked files and folders followed, as a loader would)."""
         listing = {}
-        for dirpath, dirnames, filenames in os.walk(root):
+        seen: set[str] = set()  # real folders walked: a symlinked folder is followed once, never in a loop
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in seen:
+                dirnames[:] = []
+                continue
+            seen.add(real)
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 if name.startswith("."):

@@ -5,12 +5,14 @@ digests, and writes nothing but the digest cache.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from engine.core import reasons as why
 from engine.core.digests import DigestCache
 from engine.core.graph import Graph, Node
 from engine.core.payload import Known, key_of, library_versions, make_payload
+from engine.core.project import check_tree_inside
 from engine.core.store import Entry, Store
 from engine.errors import StageError, UsageError
 
@@ -66,6 +68,8 @@ def input_digests(graph: Graph, node: Node, digests: DigestCache) -> dict[str, s
             inputs[label] = str(source)
             continue
         try:
+            if os.path.isdir(source):  # a folder: every file in it, symlinks followed, must be inside too
+                check_tree_inside(graph.spec, source, label)
             inputs[label] = digests.of(source)
         except OSError as exc:
             raise StageError(f"{node.name}: cannot read input {label}: {exc.strerror or exc}; "

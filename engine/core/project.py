@@ -78,3 +78,15 @@ def check_inside(root: Path, path: str, shown: str) -> None:
         f"{shown} is outside the project {root}{via}. A spec may only read files inside its project, so that "
         f"a spec from someone else cannot read this machine's files. If you trust this spec, allow it with "
         f"`engine run --allow-outside-project ...` or {ALLOW_ENV}=1; or move the file into the project.")
+
+
+def check_tree_inside(spec, folder: str | Path, label: str) -> None:
+    """`check_inside` for every file under an input folder (a model folder may hold symlinks)."""
+    if outside_allowed():
+        return
+    root = project_root(spec.root)
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full):
+                check_inside(root, full, f"{label}/{os.path.relpath(full, folder)}")

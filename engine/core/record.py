@@ -22,10 +22,15 @@ def record_path(spec_path: Path) -> Path:
 
 
 def override_record_path(store_root: Path, spec_label: str, spec_name: str, overrides: list[str]) -> Path:
-    """Where the record of a run of `spec_label` with these `--set` overrides lives."""
+    """Where the record of a run of `spec_label` with these `--set` overrides lives. Named by the
+    overrides in effect (the last `--set` of a path wins), so their order does not matter."""
     from engine.core.canonical import sha256_of
 
-    digest = sha256_of({"spec": spec_label, "overrides": sorted(o.strip() for o in overrides)})[:12]
+    effective: dict[str, str] = {}
+    for override in overrides:
+        path, _, value = override.partition("=")
+        effective[path.strip()] = value.strip()
+    digest = sha256_of({"spec": spec_label, "overrides": sorted(effective.items())})[:12]
     return store_root / "runs" / f"{spec_name}.{digest}.lock.json"
 
 
@@ -52,18 +57,14 @@ def node_record(entry) -> dict:
     }
 
 
-def record_nodes(graph, entries: dict, old: dict | None) -> dict[str, dict]:
+def record_nodes(graph, entries: dict, old: dict | None, current: set[str] = frozenset()) -> dict[str, dict]:
     """The nodes a record keeps after a run: those this run ran or found cached, plus earlier
-    records of nodes it did not reach (`--until`) whose upstream keys this run left unchanged.
-    A node downstream of a change is dropped rather than kept with stale numbers."""
+    records of nodes it did not reach (`--until`) that are still current (their recorded key is
+    today's key: `current`, from engine.core.status). Any other is dropped, never kept stale."""
     nodes = {name: node_record(entry) for name, entry in entries.items()}
     previous = (old or {}).get("nodes", {})
     for name in graph.order:
-        if name in nodes or name not in previous:
-            continue
-        ancestors = graph.ancestors(name)
-        if all(previous.get(a, {}).get("key") == nodes[a]["key"] for a in ancestors if a in nodes) and \
-                all(a in nodes or a in previous for a in ancestors):
+        if name not in nodes and name in previous and name in current:
             nodes[name] = previous[name]
     return nodes
 

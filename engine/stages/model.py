@@ -97,9 +97,16 @@ def resolve_hub_revision(repo: str, revision: str) -> str:
     """A commit sha for `revision`: as given if it is one, else from the local cache's refs, else online."""
     if SHA_RE.match(revision):
         return revision
-    ref = hub_cache_dir() / f"models--{repo.replace('/', '--')}" / "refs" / revision
+    refs = hub_cache_dir() / f"models--{repo.replace('/', '--')}" / "refs"
+    ref = refs / revision
+    if ".." in Path(revision).parts or ".." in Path(repo).parts or not os.path.realpath(ref).startswith(os.path.realpath(refs) + os.sep):
+        raise StageError(f"model.hub/revision: {repo}@{revision} is not a repository id and a branch, tag or commit")
     if ref.is_file():
-        return ref.read_text().strip()
+        sha = ref.read_text(encoding="utf-8", errors="replace").strip()
+        if not SHA_RE.match(sha):
+            raise StageError(f"model.revision: the local Hugging Face cache's ref {revision} of {repo} does not hold a "
+                             f"commit sha; download it again: huggingface-cli download {repo} --revision {revision}")
+        return sha
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         raise StageError(f"model.hub: {repo}@{revision} is not in the local Hugging Face cache ({hub_cache_dir()}) "
                          f"and HF_HUB_OFFLINE=1; download it where there is internet: "
@@ -132,7 +139,13 @@ def _load_pretrained(ctx, model: dict):
     if "hub" in model:
         sha = resolve_hub_revision(model["hub"], model["revision"])
         kwargs = {"revision": sha, "trust_remote_code": trust, "cache_dir": hub_cache_dir()}
-        return (auto.from_pretrained(model["hub"], dtype=dtype, **kwargs),
+        try:  # safetensors only, unless the operator allows pickles
+            loaded = auto.from_pretrained(model["hub"], dtype=dtype, use_safetensors=None if allow_pickle else True, **kwargs)
+        except OSError as exc:
+            hint = "" if allow_pickle else (" If it has only pickle weights (pytorch_model.bin), convert them to safetensors, "
+                                            "or, trusting this model, run `engine run --allow-pickle ...`")
+            raise StageError(f"model.hub: cannot load {model['hub']}@{sha}: {exc}.{hint}") from exc
+        return (loaded,
                 AutoTokenizer.from_pretrained(model["hub"], **kwargs), {"source": f"hub {model['hub']}", "revision": sha})
     builtin = BUILTIN_MODELS.get(model.get("builtin"))
     builtin_path = builtin.locate(f"builtin model {model['builtin']}") if builtin else None
