@@ -46,48 +46,54 @@ def wait_for_line(stream, text: str, timeout: float = 30) -> str:
 
 # -- losing outputs ----------------------------------------------------------------------------
 
-def test_gc_from_a_subfolder_keeps_everything_the_project_references(project, tmp_path, capsys):
+def test_gc_from_a_subfolder_keeps_everything_the_project_references(project, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ENGINE_STORE", str(project / ".engine"))  # the project's own store
+    tmp_path = project / ".engine"
     (project / "specs" / "y.yaml").write_text((project / "specs" / "x.yaml").read_text().replace("5.0e-5", "1.0e-4"))
     assert main(["run", "specs/x.yaml"]) == 0
     assert main(["run", "specs/y.yaml"]) == 0
     assert main(["run", "specs/x.yaml", "--set", "train.epochs=2"]) == 0  # an override run's record is in the store
-    before = sorted(p.name for p in (tmp_path / "store" / "store").glob("*/*"))
+    before = sorted(p.name for p in (tmp_path / "store").glob("*/*"))
     os.chdir(project / "data")
     capsys.readouterr()
     assert main(["cache", "gc", "--grace", "0"]) == 0
     out = capsys.readouterr().out
     assert "3 records reference" in out and "0 entries" in out
-    assert sorted(p.name for p in (tmp_path / "store" / "store").glob("*/*")) == before
+    assert sorted(p.name for p in (tmp_path / "store").glob("*/*")) == before
     (project / "specs" / "y.lock.json").unlink()  # y's own stages are now unreferenced
     assert main(["cache", "gc", "--dry-run", "--grace", "0"]) == 0
     assert "would remove" in capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "store" / "store").glob("*/*")) == before
+    assert sorted(p.name for p in (tmp_path / "store").glob("*/*")) == before
     assert main(["cache", "gc"]) == 0  # default grace: the fresh entries stay
     assert "younger than 1 h" in capsys.readouterr().out
     assert main(["cache", "gc", "--grace", "0"]) == 0
     removed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("removed")]
     assert len(removed) == 3  # y's train, evaluate and generate; model and data are shared with x
     os.chdir(project)
-    ran(project.parent.parent / "runs.log")
+    ran(project.parent / "runs.log")
     assert main(["plan", "specs/x.yaml"]) == 0
 
 
-def test_gc_never_removes_an_entry_a_running_build_holds(project, tmp_path, capsys):
+def test_gc_never_removes_an_entry_a_running_build_holds_or_reads(project, tmp_path, capsys):
     assert main(["run", "specs/x.yaml"]) == 0
     (project / "specs" / "x.lock.json").unlink()
     store = Store(tmp_path / "store")
-    train_key = entries(tmp_path / "store")["train"]
-    with store.lock(train_key):
-        assert main(["cache", "gc", "--grace", "0"]) == 0
+    keys = entries(tmp_path / "store")
+    reading = store.hold(keys["data"])  # a long run that read data hours ago and is still training
+    with store.lock(keys["train"]):
+        assert main(["cache", "gc", "--grace", "0", "--records", str(project)]) == 0
+    store.release(reading)
     out = capsys.readouterr().out
-    assert "kept 1 entries a running build holds" in out
-    assert train_key in entries(tmp_path / "store").values()
+    assert "kept 2 entries a running build holds" in out
+    assert {keys["data"], keys["train"]} <= set(entries(tmp_path / "store").values())
+    assert main(["cache", "gc", "--grace", "0"]) == 2  # a store that is not the project's own: name the records
+    assert "--records" in capsys.readouterr().err
 
 
 def test_gc_refuses_to_guess_when_a_record_is_unreadable(project, tmp_path, capsys):
     assert main(["run", "specs/x.yaml"]) == 0
     (project / "specs" / "x.lock.json").write_text("{ half a record")
-    assert main(["cache", "gc", "--grace", "0"]) == 1
+    assert main(["cache", "gc", "--grace", "0", "--records", str(project)]) == 1
     assert "nothing was removed" in capsys.readouterr().err
     assert len(entries(tmp_path / "store")) == 5
 
@@ -139,7 +145,7 @@ def test_cache_verify_rehashes_the_inputs_records_name(project, capsys):
     assert main(["cache", "verify"]) == 0
     out = capsys.readouterr().out
     assert "input data/train.txt differs from what x.lock.json recorded for data" in out
-    assert "rehashed 2 inputs named by 1 records" in out
+    assert "rehashed 2 input files and folders named by 1 records" in out
 
 
 # -- clear errors ------------------------------------------------------------------------------------
@@ -244,3 +250,16 @@ def test_a_read_only_store_with_a_changed_input_is_a_clear_error(project, tiny_d
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "Traceback" not in out + err
     assert "cannot create a lock" in err and "Read-only file system" in err and "--store DIR" in err
+
+
+@pytest.mark.parametrize("text", ["[]", '{"nodes": []}', '{"nodes": {"train": 3}}', "{ not json"])
+def test_a_malformed_record_is_ignored_with_a_warning(project, capsys, text):
+    assert main(["run", "specs/x.yaml"]) == 0
+    (project / "specs" / "x.lock.json").write_text(text)
+    capsys.readouterr()
+    assert main(["plan", "specs/x.yaml"]) == 0
+    assert "warning: ignoring the record" in capsys.readouterr().err
+    assert main(["show", "specs/x.yaml"]) == 1
+    assert "no record for specs/x.yaml" in capsys.readouterr().err
+    assert main(["run", "specs/x.yaml"]) == 0  # rewrites it
+    assert json.loads((project / "specs" / "x.lock.json").read_text())["nodes"]

@@ -111,6 +111,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a file that vanished or cannot be read or written, outside any stage
+        if args.verbose or os.environ.get("ENGINE_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}; check it exists and this user may read and write it "
+              f"(-v shows where it happened)", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _silence_stdout() -> None:

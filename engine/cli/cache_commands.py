@@ -25,7 +25,9 @@ def register(sub) -> None:
                                        "Never removes an entry a running build holds, or one younger than --grace.")
     store_arg(c)
     c.add_argument("--older-than", metavar="DAYS", type=float, help="also remove referenced entries unused for this many days")
-    c.add_argument("--records", metavar="DIR", help="folder searched for *.lock.json records (default: the project root)")
+    c.add_argument("--records", metavar="DIR", action="append",
+                   help="folder searched for *.lock.json records (default: the project root); repeatable, and required "
+                        "when the store is not the project's own .engine/")
     c.add_argument("--grace", metavar="HOURS", type=float, default=GRACE_HOURS,
                    help=f"keep entries written or used within this many hours (default {GRACE_HOURS:g}): a running "
                         f"build's fresh outputs have no record yet")
@@ -48,19 +50,26 @@ def _store(args):
     return Store(Path(args.store).resolve() if args.store else default_root(Path.cwd()))
 
 
-def project_records(args, store) -> tuple[list[Path], list[str]]:
-    """Every record file of the project (see `gc --help`), and warnings about unreadable ones."""
+def record_folders(args) -> list[Path]:
+    """Where records are looked for: --records (one or more), else the project root."""
     from engine.core.project import project_root
 
-    top = Path(args.records).resolve() if args.records else project_root(Path.cwd())
-    found: list[Path] = []
-    for folder, dirs, files in os.walk(top):
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
-        found.extend(Path(folder, f) for f in files if f.endswith(".lock.json"))
+    given = args.records if isinstance(args.records, list) else [args.records] if args.records else []
+    return [Path(r).resolve() for r in given] or [project_root(Path.cwd())]
+
+
+def project_records(args, store) -> list[Path]:
+    """Every record file of the project (see `gc --help`): `*.lock.json` under the record folders,
+    tracked or not, and the records of `--set` runs in the store."""
+    found: set[Path] = set()
+    for top in record_folders(args):
+        for folder, dirs, files in os.walk(top):
+            dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+            found.update(Path(folder, f) for f in files if f.endswith(".lock.json"))
     runs = store.root / "runs"
     if runs.is_dir():
-        found.extend(sorted(runs.glob("*.lock.json")))
-    return sorted(found), []
+        found.update(runs.glob("*.lock.json"))
+    return sorted(found)
 
 
 def read_records(paths: list[Path]) -> tuple[dict[Path, dict], list[str]]:
@@ -115,8 +124,16 @@ def ls(args) -> int:
 def gc(args) -> int:
     from engine.spec.compose import display_name
 
+    from engine.core.project import project_root
+
     store = _store(args)
-    paths, _ = project_records(args, store)
+    own = project_root(Path.cwd()) / ".engine"
+    if args.records is None and store.root.resolve() != own.resolve():
+        print(f"error: the store {store.root} is not this project's ({own}); other projects may keep entries in it "
+              f"that only their records name. Run gc from each project with --records DIR for every folder whose "
+              f"records should keep entries (repeat gc per project with --dry-run first).", file=sys.stderr)
+        return 2
+    paths = project_records(args, store)
     records, unreadable = read_records(paths)
     if unreadable:  # removing what an unreadable record names would lose work: stop instead
         print("error: cannot read these records, so their entries cannot be told apart; nothing was removed:\n  "
@@ -158,70 +175,84 @@ def gc(args) -> int:
 
 @contextlib.contextmanager
 def _try_lock(store, key: str):
-    """The key's lock if free now (True), else False: gc never waits for, or races, a build."""
-    fd = None
+    """True when no run builds (`.lock`) or reads (`.use`) the entry now, holding both locks
+    meanwhile; else False: gc never waits for, or races, a build."""
+    fds: list[int] = []
     try:
-        path = store.root / "locks" / f"{key}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for suffix in (".lock", ".use"):
+            path = store.root / "locks" / f"{key}{suffix}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fds.append(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+            fcntl.flock(fds[-1], fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        if fd is not None:
+        for fd in fds:
             os.close(fd)
         yield False
         return
     try:
         yield True
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        for fd in fds:
+            os.close(fd)
 
 
 def verify(args) -> int:
     """Rehash every entry, then every input file the project's records name (not the stat cache)."""
     store = _store(args)
-    bad = 0
-    count = 0
+    bad = count = 0
     for entry in list(store.entries()):
         count += 1
-        problems = store.verify(entry)
-        if problems:
-            bad += 1
-            aside = store.quarantine(entry.key, "; ".join(problems))
-            print(f"damaged {entry.key[:12]} {entry.manifest.get('spec')}/{entry.manifest.get('node')}: {'; '.join(problems)} (moved to {aside}; it will be rebuilt)")
+        if not store.verify(entry):
+            continue
+        with store.lock(entry.key):  # look again under the lock: a run may have rebuilt it meanwhile
+            current, _ = store.check(entry.key)
+            problems = store.verify(current) if current else []
+            if problems:
+                bad += 1
+                aside = store.quarantine(entry.key, "; ".join(problems))
+                print(f"damaged {entry.key[:12]} {entry.manifest.get('spec')}/{entry.manifest.get('node')}: "
+                      f"{'; '.join(problems)} (moved to {aside}; it will be rebuilt)")
     print(f"verified {count} entries: {count - bad} ok, {bad} damaged")
     _verify_inputs(args, store)  # a changed input is news, not damage: `run` rebuilds from it
     return 1 if bad else 0
 
 
-def _verify_inputs(args, store) -> int:
-    """Rehash the input files and folders the records name (ignoring the stat cache); report those
-    whose content differs from what a record says."""
-    from engine.core.digests import DigestCache
-    from engine.core.project import project_root
+NOT_FILES = ("package ", "hub ", "builtin ", "check ")  # labels of inputs identified by a version, not a file
 
-    paths, _ = project_records(args, store)
-    records, unreadable = read_records(paths)
+
+def _verify_inputs(args, store) -> None:
+    """Rehash the input files and folders the records name (ignoring the stat cache); report those
+    whose content differs from what a record says. Only files inside the project are read."""
+    from engine.core.digests import DigestCache
+    from engine.core.project import check_inside, project_root
+    from engine.errors import UsageError
+
+    records, unreadable = read_records(project_records(args, store))
     for problem in unreadable:
         print(f"warning: cannot read record {problem}", file=sys.stderr)
-    top = project_root(Path(args.records).resolve() if args.records else Path.cwd())
+    top = project_root(record_folders(args)[0])
     digests = DigestCache(store.state_db, rehash=True)
     seen: dict[str, str | None] = {}
-    changed = skipped = 0
+    changed = versioned = unreadable_inputs = 0
     for path, record in records.items():
         for name, node in record["nodes"].items():
             inputs = node.get("payload", {}).get("inputs", {}) if isinstance(node, dict) else {}
             for label, digest in inputs.items():
+                if label.startswith(NOT_FILES):
+                    versioned += 1
+                    continue
                 if label not in seen:
-                    target = top / label
-                    seen[label] = digests.of(target) if target.exists() and not label.startswith(("package ", "hub ", "builtin ", "check ")) else None
-                if seen[label] is None:
-                    skipped += 1  # packaged corpora, hub revisions, built-in weights: identified by version
-                elif seen[label] != digest:
+                    seen[label] = None
+                    try:
+                        check_inside(top, str(top / label), label)
+                        seen[label] = digests.of(top / label)
+                    except (OSError, UsageError):
+                        unreadable_inputs += 1  # gone, unreadable, outside the project, or a packaged file
+                if seen[label] is not None and seen[label] != digest:
                     changed += 1
                     print(f"input {label} differs from what {path.name} recorded for {name}: "
                           f"`engine run` will rebuild from the new content")
     rehashed = sum(1 for v in seen.values() if v is not None)
-    print(f"rehashed {rehashed} inputs named by {len(records)} records: {changed} differ from a record; "
-          f"{skipped} references to packages, hub revisions or built-in weights are identified by version, not rehashed")
-    return changed
+    print(f"rehashed {rehashed} input files and folders named by {len(records)} records: {changed} differ from a "
+          f"record; {versioned} packages, hub revisions and built-in weights are identified by version; "
+          f"{unreadable_inputs} inputs are not files of this project (packaged corpus files, or gone)")

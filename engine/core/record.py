@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from engine import __version__
@@ -38,9 +39,18 @@ def read_record(spec_path: Path, path: Path | None = None) -> dict | None:
     """The record beside a spec (or at `path`); None if there is none or it is unreadable."""
     path = path or record_path(spec_path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as exc:
+        print(f"warning: ignoring the record {path}: {exc}; the next run rewrites it", file=sys.stderr)
+        return None
+    nodes = record.get("nodes") if isinstance(record, dict) else None
+    if not isinstance(nodes, dict) or not all(isinstance(n, dict) and isinstance(n.get("key"), str) for n in nodes.values()):
+        print(f"warning: ignoring the record {path}: it is not a record of this engine; the next run rewrites it",
+              file=sys.stderr)
+        return None
+    return record
 
 
 def node_record(entry) -> dict:

@@ -56,65 +56,98 @@ class RunResult:
 def run_plan(graph: Graph, steps: list[Step], store: Store, digests: DigestCache, reporter: Reporter,
              options: dict | None = None) -> RunResult:
     """Execute the RUN steps of a plan; see module docstring."""
-    result = RunResult()
-    keys = {s.node.name: s.key for s in steps if s.key}
-    by_name = {s.node.name: s for s in steps}
-    sound: set[str] = set()  # upstream keys whose files were rehashed by this process
+    run = _Run(graph, steps, store, digests, reporter, options or {})
+    try:
+        for step in steps:
+            run.step(step)
+    finally:
+        run.release()
+    digests.save()
+    return run.result
 
-    def build(step: Step) -> None:
-        entry, fresh = _build(step, graph, store, digests, reporter, options or {}, result.entries)
-        result.entries[step.node.name] = entry
-        sound.add(entry.key)
-        if fresh:
-            result.ran.append(step.node.name)
 
-    def ensure_sound(name: str) -> None:
-        """Rehash an upstream entry before a stage loads it; a damaged one is moved aside and rebuilt."""
-        entry = result.entries[name]
-        if entry.key in sound:
-            return
-        problems = store.verify(entry)
-        if problems:
-            aside = store.quarantine(entry.key, "; ".join(problems))
-            reporter.event(Event("log", name, f"cached output is damaged ({'; '.join(problems)}); moved to {aside}; rebuilding"))
-            for dep in by_name[name].node.deps:
-                ensure_sound(dep)
-            by_name[name].entry = None
-            build(by_name[name])
-        sound.add(result.entries[name].key)
+class _Run:
+    """The state of one run: entries built or found, and the `.use` locks that keep `cache gc`
+    away from every entry this run reads or builds until it ends."""
 
-    for step in steps:
-        name = step.node.name
+    def __init__(self, graph: Graph, steps: list[Step], store: Store, digests: DigestCache, reporter: Reporter,
+                 options: dict):
+        self.graph, self.store, self.digests, self.reporter, self.options = graph, store, digests, reporter, options
+        self.result = RunResult()
+        self.keys = {s.node.name: s.key for s in steps if s.key}
+        self.by_name = {s.node.name: s for s in steps}
+        self.sound: set[str] = set()  # upstream keys whose files this process rehashed
+        self.held: list[int | None] = []
+
+    def step(self, step: Step) -> None:
+        name, result = step.node.name, self.result
         if step.action == CACHED and step.entry is not None:
-            result.entries[name] = step.entry
-            store.touch(step.entry)
-            reporter.event(Event("cached", name))
-            continue
+            self.use(name, step.entry)
+            self.store.touch(step.entry)
+            self.reporter.event(Event("cached", name))
+            return
         blocked = [d for d in step.node.deps if d in result.failed or d in result.skipped]
         if blocked:  # a failure skips what depends on it, and nothing else
             cause = sorted({result.skipped.get(d, d) for d in blocked})
             result.skipped[name] = cause[0]
-            reporter.event(Event("skipped", name, f"because {' and '.join(cause)} failed"))
-            continue
+            self.reporter.event(Event("skipped", name, f"because {' and '.join(cause)} failed"))
+            return
         try:
             for dep in step.node.deps:
-                ensure_sound(dep)
+                self.ensure_sound(dep)
             if step.key is None:  # its key needed an upstream output that now exists
-                payload = compute_payload(graph, step.node, keys, result.entries, digests)
-                step.payload, step.key = payload, key_of(payload)
-                keys[name] = step.key
-            build(step)
+                step.payload = compute_payload(self.graph, step.node, self.keys, result.entries, self.digests)
+                step.key = self.keys[name] = key_of(step.payload)
+            self.build(step)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - any stage failure is reported, never cached
             result.failed.append(name)
             result.errors[name] = exc
             detail = str(exc) if isinstance(exc, EngineError) else "".join(traceback.format_exception_only(exc)).strip()
-            reporter.event(Event("failed", name, detail))
-            continue
-        digests.save()
-    digests.save()
-    return result
+            self.reporter.event(Event("failed", name, detail))
+            return
+        self.digests.save()
+
+    def use(self, name: str, entry: Entry) -> None:
+        self.held.append(self.store.hold(entry.key))
+        self.result.entries[name] = entry
+
+    def build(self, step: Step) -> None:
+        entry, fresh = _build(step, self.graph, self.store, self.digests, self.reporter, self.options, self.result.entries)
+        self.use(step.node.name, entry)
+        self.sound.add(entry.key)
+        if fresh:
+            self.result.ran.append(step.node.name)
+
+    def ensure_sound(self, name: str) -> None:
+        """Rehash an upstream entry before a stage loads it; a damaged one is moved aside (under its
+        lock, after checking again) and rebuilt, or taken as another run rebuilt it meanwhile."""
+        entry = self.result.entries[name]
+        if entry.key in self.sound:
+            return
+        if self.store.verify(entry):
+            with self.store.lock(entry.key):  # look again: another run may have rebuilt it meanwhile
+                current, _ = self.store.check(entry.key)
+                problems = self.store.verify(current) if current else ["missing"]
+                if current and not problems:
+                    self.result.entries[name] = current
+                    self.sound.add(current.key)
+                    return
+                if current:
+                    aside = self.store.quarantine(entry.key, "; ".join(problems))
+                    self.reporter.event(Event("log", name, f"cached output is damaged ({'; '.join(problems)}); "
+                                                           f"moved to {aside}; rebuilding"))
+            for dep in self.by_name[name].node.deps:
+                self.ensure_sound(dep)
+            self.by_name[name].entry = None
+            self.build(self.by_name[name])
+        self.sound.add(self.result.entries[name].key)
+
+    def release(self) -> None:
+        for fd in self.held:
+            self.store.release(fd)
+        self.held = []
 
 
 def _build(step: Step, graph: Graph, store: Store, digests: DigestCache, reporter: Reporter, options: dict,

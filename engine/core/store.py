@@ -204,6 +204,24 @@ class Store:
         finally:
             os.close(fd)
 
+    def hold(self, key: str) -> int | None:
+        """Mark an entry as in use by this process until `release` (a shared lock on its `.use`
+        file): `cache gc` never removes an entry a running build reads, however long it runs."""
+        try:
+            locks = self.root / "locks"
+            locks.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(locks / f"{key}.use", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return None  # a read-only store: nothing can be removed from it either
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return fd
+
+    @staticmethod
+    def release(fd: int | None) -> None:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
     def held(self, key: str) -> bool:
         """Whether a running build holds this key's lock now (without waiting)."""
         path = self.root / "locks" / f"{key}.lock"
