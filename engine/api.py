@@ -73,9 +73,16 @@ def spec_label(spec: Spec) -> str:
 
 def plan(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, store: str | Path | None = None,
          force: tuple[str, ...] = (), until: str | None = None, rehash: bool = False,
-         registry: Mapping | None = None) -> Plan:
+         registry: Mapping | None = None, allow_outside_project: bool | None = None) -> Plan:
     """Load and validate a spec, resolve its graph and plan it against the store (writes nothing
-    but the store's digest cache and, on first use, the store folder itself)."""
+    but the store's digest cache and, on first use, the store folder itself).
+
+    `allow_outside_project` is the operator's opt-in to inputs outside the project (like the
+    CLI flag; process-wide until set again); None leaves the current setting."""
+    if allow_outside_project is not None:
+        from engine.core.project import allow_outside
+
+        allow_outside(allow_outside_project)
     overrides = list(overrides)
     spec = load_spec(Path(spec_path), overrides)
     the_store = Store(Path(store).resolve() if store else default_root(spec.root))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import graphlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Mapping
 
 from engine.core.stage import Registry, ignored_fields
@@ -147,10 +146,3 @@ def resolve(spec: Spec, registry: Registry, pipeline: tuple[NodeTemplate, ...]) 
     by_name = {n.name: n for n in nodes}
     order = tuple(graphlib.TopologicalSorter({n.name: set(n.deps) for n in nodes}).static_order())
     return Graph(spec, by_name, order, registry)
-
-
-def spec_relative(spec: Spec, path: Path) -> str:
-    """A label for an input file (see engine.core.project.input_label: relative to the project root)."""
-    from engine.core.project import input_label
-
-    return input_label(spec, path)

@@ -6,12 +6,14 @@ key = sha256(canonical_json(payload)), where payload is:
     version    the stage implementation's VERSION, bumped when the same inputs would now give
                different outputs
     params     the resolved spec fields this stage reads, and only those (defaults written in,
-               so changing a default changes the key)
-    upstream   per upstream node: its key, or for an output dependency the digest of the named
-               part of its output (data depends on the tokenizer's content, not the weights)
+               so changing a default changes the key), less the fields it declares in IGNORES
+               (read, but without effect on its output: train.log_every)
+    upstream   per input role (never the node's name): the upstream's key, or for an output
+               dependency the digest of the named part of its output (data depends on the
+               tokenizer's content, not the weights)
     inputs     content digests of the files and directories the stage reads, labelled by their
-               path relative to the spec (data files, a local model dir, a GGUF file, corpus
-               files inside an installed package)
+               path relative to the project root (engine/core/project.py: the same in every
+               clone), or by package and file for corpus files inside an installed package
     libraries  major.minor versions of the libraries whose behaviour the outputs depend on
 
 Left out, on purpose:

@@ -17,6 +17,7 @@ from engine.core.store import Entry, Store
 from engine.errors import StageError, UsageError
 
 RUN, CACHED = "run", "cached"
+MISSING = why.MISSING  # a field on one side of a comparison only
 
 
 @dataclass
@@ -154,9 +155,6 @@ def explain(old: dict | None, new: dict, running_upstream: list[str]) -> list[di
                          if before.get("upstream", {}).get(k) != new["upstream"].get(k))
         reasons.append(why.upstream(changed, "changed"))
     return reasons or [why.no_output()]
-
-
-MISSING = why.MISSING
 
 
 def diff_values(a, b, prefix: str = "") -> dict[str, tuple]:

@@ -7,10 +7,7 @@ nothing itself. A failure caches nothing and skips only what depends on it: inde
 from __future__ import annotations
 
 import errno
-import os
 import shutil
-import signal
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -18,10 +15,11 @@ from typing import Protocol
 
 from engine.core.context import ProgressBar, StageContext
 from engine.core.digests import DigestCache
+from engine.core.faults import fault_hook
 from engine.core.graph import Graph
 from engine.core.payload import key_of
-from engine.core.reasons import render_all
 from engine.core.plan import CACHED, Step, compute_payload, input_digests
+from engine.core.reasons import render_all
 from engine.core.store import Entry, Store
 from engine.errors import EngineError, StageError
 
@@ -177,7 +175,7 @@ def _build(step: Step, graph: Graph, store: Store, digests: DigestCache, reporte
             )
             try:
                 stage_result = graph.registry[step.node.kind].run(ctx) or {}
-                fault_hook("before-commit", name, reporter)
+                fault_hook("before-commit", name)
                 _check_inputs_unchanged(graph, step, digests)
                 wall = time.time() - started
                 entry = store.commit(staging, key, {
@@ -216,25 +214,6 @@ def _disk_full(exc: BaseException, staging, store: Store) -> StageError | None:
     return StageError(f"disk full: the stage had written {written / 1e6:.1f} MB into the store at {store.root} "
                       f"when the disk ran out ({free / 1e6:.1f} MB free now). Free space (`engine cache gc`), or "
                       f"point the store at a bigger disk with --store DIR / ENGINE_STORE; nothing was committed.")
-
-
-def fault_hook(point: str, node: str, reporter: Reporter) -> None:
-    """Fault injection for tests of the engine's guarantees: ENGINE_FAULT=POINT:NODE:ACTION, where
-    ACTION is `sleep=SECONDS` (announced on stderr first), `kill` (SIGKILL this process) or `fail`."""
-    wanted = os.environ.get("ENGINE_FAULT", "")
-    if not wanted:
-        return
-    want_point, _, rest = wanted.partition(":")
-    want_node, _, action = rest.rpartition(":")
-    if (want_point, want_node) != (point, node):
-        return
-    if action.startswith("sleep="):
-        print(f"fault: {point} {node}: sleeping {action[6:]} s", file=sys.stderr, flush=True)
-        time.sleep(float(action[6:]))
-    elif action == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
-    elif action == "fail":
-        raise StageError(f"fault injected at {point} {node}")
 
 
 def _headline(result: dict) -> str:

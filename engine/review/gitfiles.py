@@ -8,6 +8,7 @@ which is the digest of the file LFS checks out, without downloading it.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import glob
 import hashlib
@@ -39,7 +40,7 @@ class BlobDigests:
             self._known = {}
             if self.db_path is not None and self.db_path.exists():
                 try:
-                    with sqlite3.connect(self.db_path, timeout=30) as db:
+                    with contextlib.closing(sqlite3.connect(self.db_path, timeout=30)) as db, db:
                         self._known = dict(db.execute(f"SELECT oid, digest FROM {TABLE}"))
                 except sqlite3.DatabaseError:
                     pass  # no table yet, or a damaged file: only a cache
@@ -59,7 +60,7 @@ class BlobDigests:
         if not self._fresh or self.db_path is None or not self.db_path.parent.is_dir():
             return
         try:
-            with sqlite3.connect(self.db_path, timeout=30) as db:
+            with contextlib.closing(sqlite3.connect(self.db_path, timeout=30)) as db, db:
                 db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (oid TEXT PRIMARY KEY, digest TEXT)")
                 db.executemany(f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?)", self._fresh.items())
         except sqlite3.DatabaseError:

@@ -39,8 +39,6 @@ def load_with_bases(path: Path, shown_as: str | None = None, read=None, _chain: 
     if not isinstance(base_ref, str) or not base_ref:
         raise SpecError([Problem(name, place.line, place.col, "$.extends", "must be a path to a base spec, relative to this file")])
     base_path = real.parent / base_ref
-    if read is None and not base_path.is_file():
-        raise SpecError([Problem(name, place.line, place.col, "$.extends", f"base spec {base_ref!r} not found (looked at {display_name(base_path)})")])
     if read is None:  # a base spec is a file the spec makes the engine read: inside the project only
         from engine.core.project import check_inside, project_root
 
@@ -48,6 +46,8 @@ def load_with_bases(path: Path, shown_as: str | None = None, read=None, _chain: 
             check_inside(project_root((_chain[0] if _chain else real).parent), str(base_path), base_ref)
         except UsageError as exc:
             raise SpecError([Problem(name, place.line, place.col, "$.extends", str(exc))]) from None
+    if read is None and not base_path.is_file():
+        raise SpecError([Problem(name, place.line, place.col, "$.extends", f"base spec {base_ref!r} not found (looked at {display_name(base_path)})")])
     if base_path.resolve() in _chain + (real,):
         cycle = " -> ".join(display_name(p) for p in _chain + (real, base_path.resolve()))
         raise SpecError([Problem(name, place.line, place.col, "$.extends", f"extends cycle: {cycle}; remove one of these `extends`")])

@@ -9,6 +9,7 @@ Turning texts into token examples, in bounded memory, is engine/stages/tokens.py
 from __future__ import annotations
 
 import json
+import os
 import math
 from pathlib import Path
 
@@ -44,12 +45,12 @@ IGNORES = {
 
 def inputs(spec) -> dict:
     """Content of every file read: local data files, or the corpus files and package version."""
-    from engine.core.graph import spec_relative
+    from engine.core.project import input_label
 
     source = spec.get("data.source")
     if "files" in source:
         groups = rec.source_files(source, spec.root, spec.place("data.source.files"))
-        return {spec_relative(spec, f): f for files in groups.values() for f in files}
+        return {input_label(spec, f): f for files in groups.values() for f in files}
     return corpus_inputs(source)
 
 
@@ -88,7 +89,7 @@ def load_records(data: dict, root: Path, bad_rows: rec.BadRows | None = None) ->
             records = []
             for name in files:
                 file = Path(name)
-                label = file.relative_to(root).as_posix() if file.is_relative_to(root) else name
+                label = Path(os.path.relpath(file, root)).as_posix()  # as the spec names it: no machine path
                 records.extend(rec.read_file(file, source["format"], source["txt_unit"], label, bad_rows))
             per_group[split] = records[: data.get("max_records")]
         return per_group

@@ -33,18 +33,20 @@ def reads(spec) -> tuple[str, ...]:
 
 def inputs(spec) -> dict:
     """What the weights are: a hub commit sha, or the content of local files."""
-    from engine.core.graph import spec_relative
+    from engine.core.project import input_label
 
     model = spec.get("model")
     if "hub" in model:
         return {f"hub {model['hub']}": Known(resolve_hub_revision(model["hub"], model["revision"]))}
     if "path" in model:
         path = spec.root / model["path"]
+        label = input_label(spec, path)  # first: nothing outside the project is even looked at
         check_model_dir(path, model["path"], allow_pickle=True)  # --allow-pickle is a run option: `run` decides
-        return {spec_relative(spec, path): path}
+        return {label: path}
     if "gguf" in model:
-        path = gguf_path(model["gguf"], spec.root)
-        return {spec_relative(spec, path) if "path" in model["gguf"] else f"{model['gguf']['package']}/{model['gguf']['file']}": path}
+        label = input_label(spec, spec.root / model["gguf"]["path"]) if "path" in model["gguf"] else \
+            f"{model['gguf']['package']}/{model['gguf']['file']}"
+        return {label: gguf_path(model["gguf"], spec.root)}
     if "builtin" in model:
         return {f"builtin {model['builtin']}": BUILTIN_MODELS[model["builtin"]].locate(f"builtin model {model['builtin']}")}
     tokenizer = model["config"]["tokenizer"]
@@ -52,9 +54,10 @@ def inputs(spec) -> dict:
         return {f"builtin {tokenizer['builtin']}": BUILTIN_MODELS[tokenizer["builtin"]].locate(f"tokenizer of {tokenizer['builtin']}")}
     if "path" in tokenizer:
         path = spec.root / tokenizer["path"]
+        label = input_label(spec, path)
         if not path.is_dir():
             raise StageError(f"model.config.tokenizer.path: {tokenizer['path']} is not a directory")
-        return {spec_relative(spec, path): path}
+        return {label: path}
     return {}  # a trained tokenizer arrives as the tokenizer node's key
 
 

@@ -1,0 +1,34 @@
+"""Fault injection for tests of the engine's guarantees, through the real CLI.
+
+ENGINE_FAULT=POINT:NODE:ACTION acts when the runner reaches POINT (today `before-commit`: the
+stage has written its output, which is not yet committed) for node NODE. ACTION is
+`sleep=SECONDS` (announced on stderr first, so a test can act meanwhile: replace an input, send a
+signal, start a second run), `kill` (SIGKILL this process) or `fail`. Unset, it costs one lookup.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from engine.errors import StageError
+
+
+def fault_hook(point: str, node: str) -> None:
+    """Fault injection for tests of the engine's guarantees: ENGINE_FAULT=POINT:NODE:ACTION, where
+    ACTION is `sleep=SECONDS` (announced on stderr first), `kill` (SIGKILL this process) or `fail`."""
+    wanted = os.environ.get("ENGINE_FAULT", "")
+    if not wanted:
+        return
+    want_point, _, rest = wanted.partition(":")
+    want_node, _, action = rest.rpartition(":")
+    if (want_point, want_node) != (point, node):
+        return
+    if action.startswith("sleep="):
+        print(f"fault: {point} {node}: sleeping {action[6:]} s", file=sys.stderr, flush=True)
+        time.sleep(float(action[6:]))
+    elif action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "fail":
+        raise StageError(f"fault injected at {point} {node}")
