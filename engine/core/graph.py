@@ -144,5 +144,12 @@ def resolve(spec: Spec, registry: Registry, pipeline: tuple[NodeTemplate, ...]) 
         output_deps = {r: part for r, part in template.output_deps.items() if r in inputs}
         nodes.append(Node(template.name, template.kind, params, freeze(inputs), freeze(output_deps), _select(spec, reads)))
     by_name = {n.name: n for n in nodes}
-    order = tuple(graphlib.TopologicalSorter({n.name: set(n.deps) for n in nodes}).static_order())
+    placed: set[str] = set()
+    for node in nodes:  # the pipeline's own order when it is one (it reads best), else a topological one
+        if not set(node.deps) <= placed:
+            order = tuple(graphlib.TopologicalSorter({n.name: set(n.deps) for n in nodes}).static_order())
+            break
+        placed.add(node.name)
+    else:
+        order = tuple(n.name for n in nodes)
     return Graph(spec, by_name, order, registry)
