@@ -45,3 +45,26 @@ model:
 data:
   source: {files: data.txt}
 """
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A 2-layer GPT-2 with a 300-token BPE, saved once per test session (tests copy it)."""
+    from tiny import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-model")
+
+
+@pytest.fixture
+def scenes_project(tmp_path, tiny_model) -> Path:
+    """A project folder with 40 screenplay-like records in data/scenes.jsonl and a copy of the tiny
+    model in tiny-model/ (a copy: a spec reads only inside its project); the working directory."""
+    import shutil
+
+    from tiny import screenplay_records, write_jsonl
+
+    root = tmp_path / "project"
+    write_jsonl(root / "data" / "scenes.jsonl", screenplay_records(40))
+    shutil.copytree(tiny_model, root / "tiny-model")
+    os.chdir(root)
+    return root

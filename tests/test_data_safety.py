@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from tiny import labelled_records, make_tiny_encoder, make_tiny_model, screenplay_records, write_jsonl
+from tiny import labelled_records, make_tiny_encoder, screenplay_records, write_jsonl
 
 SPEC = """\
 spec_version: 1
@@ -25,11 +25,6 @@ data:
 train: {max_steps: 2, batch_size: 4, precision: fp32}
 runtime: {device: cpu}
 """
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-model")
 
 
 @pytest.fixture

@@ -15,23 +15,14 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from tiny import make_tiny_model, screenplay_records, spec_text, write_jsonl
+from tiny import spec_text
 
 PATH_MODEL = "  path: tiny-model"
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-model")
-
-
 @pytest.fixture
-def project(tmp_path, tiny_model):
-    root = tmp_path / "project"
-    write_jsonl(root / "data" / "scenes.jsonl", screenplay_records(40))
-    shutil.copytree(tiny_model, root / "tiny-model")  # a copy: a spec reads only inside its project
-    os.chdir(root)
-    return root
+def project(scenes_project):
+    return scenes_project
 
 
 def write_spec(root: Path, **train) -> Path:

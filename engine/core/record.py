@@ -85,8 +85,8 @@ def write_record(spec_path: Path, spec_name: str, seed: int, nodes: dict[str, di
     started from); untouched if unchanged. `path` and `extra` for an override run's record."""
     path = path or record_path(spec_path)
     if not extra and (old and (old.get("spec"), old.get("seed"), old.get("engine")) == (spec_name, seed, __version__)
-            and {n: v.get("key") for n, v in old.get("nodes", {}).items()} == {n: v["key"] for n, v in nodes.items()}):
-        return path  # everything in it derives from these keys: unchanged, and no JSON to encode
+            and old.get("nodes") == nodes):
+        return path  # unchanged (a forced rebuild under the same key may change wall times): no JSON to encode
     record = {"spec": spec_name, "engine": __version__, "seed": seed, "nodes": nodes, **(extra or {})}
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     if path.exists() and path.read_text(encoding="utf-8") == text:
