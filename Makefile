@@ -38,6 +38,7 @@ bench: install
 	$(PY) bench/noop_run.py
 	$(PY) bench/diff_speed.py
 	$(PY) bench/copy_index.py
+	$(PY) bench/data_memory.py
 	$(PY) bench/trainer_vs_engine.py
 
 docs: install

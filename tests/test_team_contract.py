@@ -232,3 +232,14 @@ def test_a_hub_revision_cannot_walk_out_of_the_cache(project, capsys):
     (project / "specs" / "h.yaml").write_text(SPEC.replace("path: ../models/base", "hub: a/b\n  revision: ../../../../etc/hostname"))
     assert main(["plan", "specs/h.yaml"]) == 2
     assert "$.model.revision  must match the pattern" in capsys.readouterr().err
+
+
+def test_dot_dot_after_a_symlink_resolves_like_the_kernel(project, tmp_path, capsys):
+    outside = tmp_path / "elsewhere" / "deep"
+    outside.mkdir(parents=True)
+    (tmp_path / "elsewhere" / "train.txt").write_text("private\n")
+    (project / "data" / "link").symlink_to(outside)
+    # lexically data/link/../train.txt is data/train.txt (inside); the kernel reads elsewhere/train.txt
+    (project / "specs" / "y.yaml").write_text(SPEC.replace("../data/train.txt", "../data/link/../train.txt"))
+    assert main(["plan", "specs/y.yaml"]) == 2
+    assert "is outside the project" in capsys.readouterr().err
