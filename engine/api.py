@@ -118,7 +118,9 @@ def run(p: Plan, reporter: Reporter | None = None, *, trust_remote_code: bool = 
                       {"trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle})
     if not result.ok:
         return Outcome(result, None)
-    extra = {"spec_file": spec_label(p.spec), "overrides": sorted(p.overrides)} if p.overrides else None
+    extra = {"spec_file": spec_label(p.spec), "overrides": sorted(p.overrides)} if p.overrides else {}
+    if p.graph.variants:
+        extra["sweep"] = sweep_record(p)
     current: set[str] = set()
     if p.record_base and any(name not in result.entries for name in p.graph.order):  # `--until` left some out
         from engine.core.status import CURRENT, record_status
@@ -126,5 +128,11 @@ def run(p: Plan, reporter: Reporter | None = None, *, trust_remote_code: bool = 
         statuses = record_status(p.graph, p.store, p.digests, p.record_base)
         current = {name for name, status in statuses.items() if status.state == CURRENT}
     nodes = record_nodes(p.graph, result.entries, p.record_base, current)
-    path = write_record(p.spec.path, p.spec.name, p.spec.get("seed"), nodes, p.record_base, p.record_file, extra)
+    path = write_record(p.spec.path, p.spec.name, p.spec.get("seed"), nodes, p.record_base, p.record_file, extra or None)
     return Outcome(result, path)
+
+
+def sweep_record(p: Plan) -> dict:
+    """What the record keeps of a sweep: the metric that ranks it, and each variant's values and nodes."""
+    return {"metric": p.spec.get("sweep.metric"), "mode": p.spec.get("sweep.mode"),
+            "variants": [{"name": v.label, "set": dict(v.values), "nodes": dict(v.nodes)} for v in p.graph.variants]}

@@ -63,5 +63,28 @@ def default_registry() -> Registry:
 
 
 def resolve_spec(spec: Spec, registry: Registry | None = None):
-    """The fine-tuning graph of a spec."""
-    return resolve(spec, registry or default_registry(), PIPELINE)
+    """The fine-tuning graph of a spec; for a sweep, its variants' graphs merged into one
+    (engine/core/sweep_graph.py: each distinct stage once)."""
+    registry = registry or default_registry()
+    if not spec.variants:
+        return resolve(spec, registry, PIPELINE)
+    from engine.core.sweep_graph import merge_variants
+
+    graph = merge_variants(spec, [(label, values, resolve(variant, registry, PIPELINE))
+                                  for label, values, variant in spec.variants])
+    _check_metric(spec, graph)
+    return graph
+
+
+def _check_metric(spec: Spec, graph) -> None:
+    """`sweep.metric` must name a stage of every variant."""
+    from engine.errors import Problem, SpecError
+
+    stage = spec.get("sweep.metric").split(".", 1)[0]
+    if all(stage in variant.nodes for variant in graph.variants):
+        return
+    place = spec.place("sweep.metric") or spec.place("sweep")
+    stages = sorted(set().union(*(variant.nodes for variant in graph.variants)))
+    raise SpecError([Problem(place.file if place else spec.path.name, place.line if place else 0, place.col if place else 0,
+                             "$.sweep.metric", f"{spec.get('sweep.metric')}: no stage {stage!r} in this spec's "
+                             f"pipeline; the stages are {', '.join(stages)}")])

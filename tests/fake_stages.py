@@ -2,6 +2,7 @@
 `run` that only writes its params and appends its name to $FAKE_LOG. Used to test the core."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -27,7 +28,11 @@ def fake_run(kind: str):
             (ctx.out / "weights.bin").write_bytes(b"w" * int(os.environ["FAKE_BIG"].split("=")[1]))
         (ctx.out / "params.json").write_text(json.dumps(ctx.params, sort_keys=True))
         (ctx.out / "inputs.json").write_text(json.dumps(sorted(ctx.inputs)))
-        return {"metrics": {"value": 1.5}, "digests": {"tokenizer": "fake-tokenizer-digest"}}
+        metrics = {"value": 1.5}
+        if os.environ.get("FAKE_LOSS"):  # a `loss` that differs between nodes fed differently (sweep variants)
+            seen = json.dumps([ctx.params, sorted(str(p.parent.name) for p in ctx.inputs.values())], sort_keys=True)
+            metrics["loss"] = int(hashlib.sha256(seen.encode()).hexdigest()[:6], 16) / 2**24
+        return {"metrics": metrics, "digests": {"tokenizer": "fake-tokenizer-digest"}}
 
     return run
 

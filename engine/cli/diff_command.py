@@ -107,6 +107,8 @@ def compare(args) -> int:
     context = Context(sources[-1].path.parent, args.store)
     sides = [open_side(source, [], None, context) for source in sources]
     context.save()
+    if len(sides) == 1 and (sides[0].record or {}).get("sweep"):  # one sweep: its variants, ranked
+        return _rank_sweep(sides[0], args)
     if args.json:
         print(json.dumps(compare_table.as_json(sides), indent=2))
     elif args.markdown:
@@ -116,3 +118,25 @@ def compare(args) -> int:
 
         compare_table.terminal(sides, args.all, Console(highlight=False))
     return 0
+
+
+def _rank_sweep(side, args) -> int:
+    from engine.review.ranking import rank, table
+
+    metric, mode, rows = rank(side.record, side.statuses)
+    if args.json:
+        print(json.dumps({"metric": metric, "mode": mode, "variants": [
+            {"name": r.name, "set": r.values, "node": r.node, "value": r.value, "state": r.state} for r in rows]}, indent=2))
+    elif args.markdown:
+        paths = list(dict.fromkeys(p for r in rows for p in r.values))
+        print(f"| # | variant | {' | '.join(paths)} | {metric} |\n|---|---|{'---|' * len(paths)}---|")
+        for i, r in enumerate(rows, 1):
+            value = f"{r.value:.4g}" if r.value is not None else r.state
+            print(f"| {i if r.value is not None else ''} | {r.name} | "
+                  + " | ".join(str(r.values.get(p, '-')) for p in paths) + f" | {value} |")
+    else:
+        from rich.console import Console
+
+        table(metric, mode, rows, Console(highlight=False))
+    return 0
+

@@ -61,9 +61,9 @@ def print_plan(steps, stream=None) -> None:
     from engine.core.reasons import render_all
 
     table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
-    table.add_column("stage")
-    table.add_column("action")
-    table.add_column("key")
+    table.add_column("stage", no_wrap=True)  # a sweep's node names are long; the reasons wrap instead
+    table.add_column("action", no_wrap=True)
+    table.add_column("key", no_wrap=True)
     table.add_column("why")
     for s in steps:
         style = "green" if s.action == "cached" else "cyan"
@@ -185,6 +185,14 @@ def show(args) -> int:
     for name, node in nodes:
         if "per_class" in node["metrics"]:
             console.print(_class_table(name, node["metrics"]))
+    if record.get("sweep"):
+        from engine.review.ranking import best, rank, table
+
+        metric, mode, rows = rank(record, statuses)
+        table(metric, mode, rows, console)
+        top = best(rows)
+        console.print(f"best: [bold]{escape(top.name)}[/] ({metric} {top.value:.4g})" if top else
+                      f"best: none yet (no variant's {metric} is current)")
     return 0
 
 

@@ -62,6 +62,7 @@ class Node:
     # everything the stage reads: `params` plus the fields it declares ignored (IGNORES), which
     # its run uses (how often to log) but which do not change its output, so stay out of the key
     given: FrozenDict = field(default_factory=FrozenDict)
+    spec: Spec | None = field(default=None, compare=False, repr=False)  # a sweep variant's spec; None: the graph's
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -75,6 +76,11 @@ class Graph:
     nodes: dict[str, Node]
     order: tuple[str, ...]  # topological
     registry: Registry = field(default_factory=dict, repr=False)  # stage kinds by name
+    variants: tuple = ()  # a sweep's Variant list (engine/core/sweep_graph.py); empty without a sweep
+
+    def spec_of(self, node: Node) -> Spec:
+        """The spec a node was resolved from: its sweep variant's, else the graph's."""
+        return node.spec or self.spec
 
     def descendants(self, name: str) -> set[str]:
         out: set[str] = set()

@@ -64,13 +64,14 @@ def compute_payload(graph: Graph, node: Node, keys: dict[str, str], entries: dic
 def input_digests(graph: Graph, node: Node, digests: DigestCache) -> dict[str, str]:
     """{label: content digest} of the files a node reads (labels relative to the project root)."""
     inputs = {}
-    for label, source in graph.registry[node.kind].inputs(graph.spec).items():
+    spec = graph.spec_of(node)
+    for label, source in graph.registry[node.kind].inputs(spec).items():
         if isinstance(source, Known):
             inputs[label] = str(source)
             continue
         try:
             if os.path.isdir(source):  # a folder: every file in it, symlinks followed, must be inside too
-                check_tree_inside(graph.spec, source, label)
+                check_tree_inside(spec, source, label)
             inputs[label] = digests.of(source)
         except OSError as exc:
             raise StageError(f"{node.name}: cannot read input {label}: {exc.strerror or exc}; "

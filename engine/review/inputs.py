@@ -29,7 +29,6 @@ from engine.core.project import input_label, project_root
 from engine.errors import StageError
 from engine.review.gitfiles import GitTree
 from engine.spec import Spec
-from engine.stages import STAGES
 
 
 def working_tree_inputs(graph: Graph, digests: DigestCache) -> dict[str, dict[str, str]]:
@@ -130,12 +129,13 @@ def revision_inputs(graph: Graph, files: RevisionFiles) -> dict[str, dict[str, s
     """{node: {label: digest}} as of the revision `files` reads."""
     out = {}
     for name in graph.order:
-        kind = graph.nodes[name].kind
-        reader = PROJECT_FILES.get(kind)
-        project = reader(graph.spec, files) if reader else None
+        node = graph.nodes[name]
+        spec = graph.spec_of(node)
+        reader = PROJECT_FILES.get(node.kind)
+        project = reader(spec, files) if reader else None
         # the project's files as of the revision; where the spec names none, what the stage reads
         # from this machine's installation (versions, package files), the same at every revision
-        sources = project if project is not None else STAGES[kind].inputs(graph.spec)
+        sources = project if project is not None else graph.registry[node.kind].inputs(spec)
         paths = [str(src) for src in sources.values() if not isinstance(src, Known)]
         digests = files.digest_all(paths)
         out[name] = {label: str(src) if isinstance(src, Known) else digests[str(src)] for label, src in sources.items()}

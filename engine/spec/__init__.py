@@ -69,6 +69,8 @@ class Spec:
     path: Path  # the spec file, absolute
     tree: FrozenDict  # resolved values; no `extends`, no comments, no formatting
     places: dict = field(default_factory=dict, compare=False, repr=False)
+    # A sweep's variants: (label, {dotted path: value}, the variant's own Spec), in sweep order
+    variants: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -98,14 +100,39 @@ def load_spec(path: str | Path, overrides: list[str] | None = None, shown_as: st
     `read(path) -> bytes` replaces reading from disk (to load a spec as of a git revision).
     """
     path = Path(path)
+    shown = shown_as or display_name(path)
     doc = load_with_bases(path, shown_as, read)
     if overrides:
         doc = apply_overrides(doc, overrides)
-    if not known_valid(doc.data):
-        from engine.spec.validate import validate  # jsonschema costs ~40 ms to import
+    _check(doc, shown)
+    variants = ()
+    if "sweep" in doc.data:
+        from engine.spec.sweep import variant_document, variant_values
 
-        problems = validate(doc.data, doc.places, shown_as or display_name(path))
+        problems, built = [], []
+        for values in variant_values(doc, shown):
+            try:
+                variant = variant_document(doc, values)
+                _check(variant, shown)
+            except SpecError as exc:
+                problems.extend(exc.problems)
+                continue
+            built.append((values.label, freeze(values.values),
+                          Spec(path.resolve(), freeze(fill_defaults(variant.data)), variant.places)))
         if problems:
-            raise SpecError(problems)
-        remember_valid(doc.data)
-    return Spec(path.resolve(), freeze(fill_defaults(doc.data)), doc.places)
+            unique = list(dict.fromkeys(problems))  # the same bad value in several variants: said once
+            raise SpecError(unique, f"{len(unique)} problem{'s' if len(unique) != 1 else ''} in the sweep's variants")
+        variants = tuple(built)
+    return Spec(path.resolve(), freeze(fill_defaults(doc.data)), doc.places, variants)
+
+
+def _check(doc, shown: str) -> None:
+    """Validate a document (skipped when the same resolved document passed before)."""
+    if known_valid(doc.data):
+        return
+    from engine.spec.validate import validate  # jsonschema costs ~40 ms to import
+
+    problems = validate(doc.data, doc.places, shown)
+    if problems:
+        raise SpecError(problems)
+    remember_valid(doc.data)

@@ -1,0 +1,60 @@
+"""A sweep's variants ranked by its metric, from a record: what `compare SPEC` and `show` print.
+
+Only numbers of stages that are current count (engine/core/status.py): a variant whose metric
+stage is out of date or was never run is listed last, with that state instead of a number.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.spec.sweep import show
+
+
+@dataclass(frozen=True)
+class Ranked:
+    name: str  # the variant's label
+    values: dict  # dotted path -> value
+    node: str  # the node that gives the metric
+    value: float | None  # None when not current
+    state: str  # "current", "out of date", "not run"
+
+
+def rank(record: dict, statuses: dict) -> tuple[str, str, list[Ranked]]:
+    """(metric, mode, variants best first) of a sweep record."""
+    sweep = record["sweep"]
+    metric, mode = sweep["metric"], sweep["mode"]
+    stage, key = metric.split(".", 1)
+    rows = []
+    for variant in sweep["variants"]:
+        node = variant["nodes"].get(stage, "")
+        status = statuses.get(node)
+        state = status.state if status is not None else "not run"
+        value = record["nodes"].get(node, {}).get("metrics", {}).get(key) if state == "current" else None
+        rows.append(Ranked(variant["name"], variant["set"], node, value if isinstance(value, (int, float)) else None, state))
+    sign = 1 if mode == "min" else -1
+    rows.sort(key=lambda r: (r.value is None, sign * r.value if r.value is not None else 0))
+    return metric, mode, rows
+
+
+def table(metric: str, mode: str, rows: list[Ranked], console) -> None:
+    """The ranking at any width: one row per variant, the swept values as columns."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    paths = list(dict.fromkeys(p for r in rows for p in r.values))
+    out = Table(box=None, header_style="bold", title=f"variants by {metric} ({'lower' if mode == 'min' else 'higher'} is better)",
+                title_justify="left")
+    out.add_column("#", justify="right")
+    out.add_column("variant", overflow="fold")
+    for path in paths:
+        out.add_column(path.rsplit(".", 1)[-1], overflow="fold")
+    out.add_column(metric.split(".", 1)[1], justify="right")
+    for i, row in enumerate(rows, 1):
+        cells = [show(row.values[p]) if p in row.values else "-" for p in paths]
+        number = f"{row.value:.4g}" if row.value is not None else f"[yellow]{row.state}[/]"
+        out.add_row(str(i) if row.value is not None else "", escape(row.name), *map(escape, cells), number)
+    console.print(out)
+
+
+def best(rows: list[Ranked]) -> Ranked | None:
+    return rows[0] if rows and rows[0].value is not None else None

@@ -1,0 +1,98 @@
+"""Sweeps: one spec, many variants, each distinct stage once; through the CLI with fake stages."""
+from __future__ import annotations
+
+import json
+
+from engine.cli import main
+from test_team_contract import fakes, git, make_project, project, ran  # noqa: F401 - fixtures
+
+SWEEP = """
+evaluate: {split: test}
+sweep:
+  grid:
+    train.learning_rate: [1.0e-4, 3.0e-4]
+  metric: evaluate.loss
+"""
+
+
+def write(project, text: str, name: str = "s.yaml") -> str:
+    base = (project / "specs" / "x.yaml").read_text().replace("evaluate: {split: test}\n", "")
+    (project / "specs" / name).write_text(base.replace("name: scenes", "name: sweep") + text)
+    return f"specs/{name}"
+
+
+def plan(capsys, spec: str, *args) -> dict:
+    capsys.readouterr()
+    assert main(["plan", spec, "--json", *args]) == 0
+    return {s["stage"]: s for s in json.loads(capsys.readouterr().out)}
+
+
+def test_a_learning_rate_grid_shares_model_and_data(project, capsys, fakes, monkeypatch):
+    monkeypatch.setenv("FAKE_LOSS", "1")
+    spec = write(project, SWEEP)
+    steps = plan(capsys, spec)
+    assert list(steps) == ["model", "data", "train[learning_rate=0.0001]", "evaluate[learning_rate=0.0001]",
+                           "generate[learning_rate=0.0001]", "train[learning_rate=0.0003]",
+                           "evaluate[learning_rate=0.0003]", "generate[learning_rate=0.0003]"]
+    assert main(["run", spec]) == 0
+    assert sorted(ran(fakes)) == sorted(steps)
+    assert main(["run", spec]) == 0
+    assert ran(fakes) == []  # the second time: nothing
+    record = json.loads((project / "specs" / "s.lock.json").read_text())
+    assert [v["name"] for v in record["sweep"]["variants"]] == ["learning_rate=0.0001", "learning_rate=0.0003"]
+    assert set(record["nodes"]) == set(steps)
+    capsys.readouterr()
+    assert main(["compare", spec, "--json"]) == 0
+    ranked = json.loads(capsys.readouterr().out)["variants"]
+    losses = [record["nodes"][v["nodes"]["evaluate"]]["metrics"]["loss"] for v in record["sweep"]["variants"]]
+    assert [r["value"] for r in ranked] == sorted(losses) and {r["state"] for r in ranked} == {"current"}
+    assert main(["show", spec]) == 0
+    assert f"best: {ranked[0]['name']}" in capsys.readouterr().out
+
+
+def test_a_variant_matching_the_plain_spec_reuses_its_outputs(project, capsys, fakes):
+    assert main(["run", "specs/x.yaml"]) == 0  # learning_rate 5e-5
+    ran(fakes)
+    spec = write(project, SWEEP.replace("[1.0e-4, 3.0e-4]", "[5.0e-5, 1.0e-4]"))
+    steps = plan(capsys, spec)
+    assert {n for n, s in steps.items() if s["action"] == "cached"} >= {"model", "data", "train[learning_rate=5e-05]"}
+
+
+def test_sweeping_the_data_makes_a_data_node_per_value(project, capsys):
+    spec = write(project, SWEEP.replace("train.learning_rate: [1.0e-4, 3.0e-4]",
+                                        "data.max_length: [64, 128]\n    train.learning_rate: [1.0e-4, 3.0e-4]"))
+    steps = plan(capsys, spec)
+    assert [n for n in steps if n.startswith("data")] == ["data[max_length=64]", "data[max_length=128]"]
+    assert len([n for n in steps if n.startswith("train")]) == 4
+    assert "train[max_length=64,learning_rate=0.0001]" in steps
+
+
+def test_named_variants_and_a_failed_variant_does_not_stop_the_others(project, capsys, fakes, monkeypatch):
+    spec = write(project, """
+evaluate: {split: test}
+sweep:
+  variants:
+    - {name: slow, set: {train.learning_rate: 1.0e-5}}
+    - {name: fast, set: {train.learning_rate: 1.0e-3, train.epochs: 2}}
+""")
+    monkeypatch.setenv("FAKE_FAIL", "train[slow]")
+    assert main(["run", spec]) == 1
+    assert "train[fast]" in ran(fakes)
+    monkeypatch.delenv("FAKE_FAIL")
+    assert main(["run", spec]) == 0
+    assert ran(fakes) == ["train[slow]", "evaluate[slow]", "generate[slow]"]  # the finished variant stays cached
+
+
+def test_sweep_mistakes_are_located_errors(project, capsys):
+    spec = write(project, SWEEP.replace("[1.0e-4, 3.0e-4]", "[1.0e-4, fast]"))
+    assert main(["validate", spec]) == 2
+    assert "specs/s.yaml:17:35  $.train.learning_rate  must be a number (got a string 'fast')" in capsys.readouterr().err
+    spec = write(project, SWEEP.replace("train.learning_rate", "train.learnin_rate"))
+    assert main(["validate", spec]) == 2
+    assert "$.sweep (train.learnin_rate)  no such key in the spec (did you mean learning_rate?)" in capsys.readouterr().err
+    spec = write(project, SWEEP.replace("train.learning_rate: [1.0e-4, 3.0e-4]", "runtime.num_threads: [1, 2]"))
+    assert main(["plan", spec]) == 2
+    assert "$.sweep (runtime.num_threads)  no stage reads this path" in capsys.readouterr().err
+    spec = write(project, SWEEP.replace("metric: evaluate.loss", "metric: judge.score"))
+    assert main(["plan", spec]) == 2
+    assert "$.sweep.metric  judge.score: no stage 'judge'" in capsys.readouterr().err
