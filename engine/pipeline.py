@@ -67,13 +67,76 @@ def resolve_spec(spec: Spec, registry: Registry | None = None):
     (engine/core/sweep_graph.py: each distinct stage once)."""
     registry = registry or default_registry()
     if not spec.variants:
-        return resolve(spec, registry, PIPELINE)
+        return _resolve_one(spec, registry, ())
     from engine.core.sweep_graph import merge_variants
 
-    graph = merge_variants(spec, [(label, values, resolve(variant, registry, PIPELINE))
+    graph = merge_variants(spec, [(label, values, _resolve_one(variant, registry, ()))
                                   for label, values, variant in spec.variants])
     _check_metric(spec, graph)
     return graph
+
+
+def _resolve_one(spec: Spec, registry: Registry, chain: tuple):
+    """One spec's graph, with the graph of the spec its `model.from` names in front of it:
+
+        pretrain:model ──► pretrain:data ──► pretrain:train ──(source)──► model ──► data ──► train ...
+
+    Only the named stage and what it needs join. The referenced stages keep their own spec (its folder, seed, fields), so they have the keys
+    that spec alone gives them: editing it reruns its stages and what follows here, nothing else.
+    """
+    from engine.core.graph import Graph, Node
+    from engine.spec import freeze
+
+    graph = resolve(spec, registry, PIPELINE)
+    if not spec.has("model.from"):
+        return graph
+    ref_spec = _referenced_spec(spec, chain)
+    ref_graph = _resolve_one(ref_spec, registry, chain + (spec.path,))
+    prefix = f"{ref_spec.name}:"
+    stage = spec.get("model.stage")
+    nodes: dict = {}
+    needed = ref_graph.ancestors(stage) | {stage}  # its evaluation and samples are that spec's business
+    for name in (n for n in ref_graph.order if n in needed):
+        node = ref_graph.nodes[name]
+        nodes[prefix + name] = Node(prefix + name, node.kind, node.params, freeze({r: prefix + d for r, d in node.inputs.items()}),
+                                    node.output_deps, node.given, ref_graph.spec_of(node))
+    for name in graph.order:
+        node = graph.nodes[name]
+        if node.kind == "model":
+            node = Node(node.name, node.kind, node.params, freeze({**node.inputs, "source": prefix + stage}),
+                        node.output_deps, node.given, node.spec)
+        nodes[name] = node
+    return Graph(spec, nodes, tuple(nodes), registry)
+
+
+def _referenced_spec(spec: Spec, chain: tuple) -> Spec:
+    """The spec `model.from` names: inside the project, no sweep, no cycle; errors located."""
+    from engine.core.project import check_inside, project_root
+    from engine.errors import Problem, SpecError, UsageError
+    from engine.spec import load_spec
+
+    place = spec.place("model.from")
+    where = (place.file, place.line, place.col) if place else (spec.path.name, 0, 0)
+    target = spec.root / spec.get("model.from")
+
+    def problem(message: str) -> SpecError:
+        return SpecError([Problem(*where, "$.model.from", message)])
+
+    try:
+        check_inside(project_root(spec.root), str(target), spec.get("model.from"))
+    except UsageError as exc:
+        raise problem(str(exc)) from None
+    if not target.is_file():
+        raise problem(f"{spec.get('model.from')}: no such spec (looked at {target})")
+    if target.resolve() in chain + (spec.path,):
+        raise problem(f"{spec.get('model.from')}: specs refer to each other in a cycle; one must start from a model")
+    ref = load_spec(target)
+    if ref.variants:
+        raise problem(f"{spec.get('model.from')} is a sweep; name one of its variants' specs, or a spec without a sweep")
+    stage = spec.get("model.stage")
+    if stage == "train" and not ref.has("train"):
+        raise problem(f"{spec.get('model.from')} has no train stage")
+    return ref
 
 
 def _check_metric(spec: Spec, graph) -> None:

@@ -229,3 +229,14 @@ def test_early_stopping_needs_eval_every(project, capsys):
     (project / "spec.yaml").write_text(spec)
     assert main(["run", "spec.yaml", "--until", "train"]) == 1
     assert "train.early_stopping needs train.eval_every" in capsys.readouterr().err
+
+
+def test_a_fine_tune_starts_from_another_specs_trained_model(project, capsys):
+    (project / "pretrain.yaml").write_text(spec_text(PATH_MODEL).replace("name: tiny-e2e", "name: pretrain"))
+    (project / "finetune.yaml").write_text(spec_text("  from: pretrain.yaml").replace("name: tiny-e2e", "name: finetune")
+                                           .replace("learning_rate: 1.0e-3", "learning_rate: 5.0e-4"))
+    assert main(["run", "finetune.yaml", "--until", "evaluate"]) == 0
+    nodes = record(project, "finetune")["nodes"]
+    assert nodes["model"]["facts"]["source"] == "train of pretrain.yaml"
+    assert nodes["model"]["payload"]["upstream"]["source"] == nodes["pretrain:train"]["key"]
+    assert math.isfinite(nodes["evaluate"]["metrics"]["loss"])

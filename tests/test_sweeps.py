@@ -96,3 +96,47 @@ def test_sweep_mistakes_are_located_errors(project, capsys):
     spec = write(project, SWEEP.replace("metric: evaluate.loss", "metric: judge.score"))
     assert main(["plan", spec]) == 2
     assert "$.sweep.metric  judge.score: no stage 'judge'" in capsys.readouterr().err
+
+
+FINETUNE = """\
+spec_version: 1
+name: finetune
+seed: 1
+model: {from: pretrain.yaml}
+data:
+  source: {files: ../data/train.txt}
+train: {learning_rate: 1.0e-5, epochs: 1}
+"""
+
+
+def test_a_spec_that_starts_from_another_reruns_when_that_one_changes_and_only_then(project, capsys, fakes):
+    (project / "specs" / "pretrain.yaml").write_text((project / "specs" / "x.yaml").read_text().replace("name: scenes", "name: pretrain"))
+    (project / "specs" / "finetune.yaml").write_text(FINETUNE)
+    steps = plan(capsys, "specs/finetune.yaml")
+    assert list(steps)[:3] == ["pretrain:model", "pretrain:data", "pretrain:train"]
+    assert main(["run", "specs/finetune.yaml"]) == 0
+    assert "pretrain:train" in ran(fakes)
+    assert main(["run", "specs/finetune.yaml"]) == 0
+    assert ran(fakes) == []
+    (project / "specs" / "finetune.yaml").write_text(FINETUNE.replace("1.0e-5", "2.0e-5"))  # the fine-tune alone
+    assert main(["run", "specs/finetune.yaml"]) == 0
+    assert ran(fakes) == ["train"]
+    pretrain = project / "specs" / "pretrain.yaml"
+    pretrain.write_text(pretrain.read_text().replace("5.0e-5", "1.0e-4"))  # the pretraining changes
+    steps = plan(capsys, "specs/finetune.yaml")
+    assert steps["model"]["why"] == ["upstream pretrain:train will run"]
+    assert main(["run", "specs/finetune.yaml"]) == 0
+    assert ran(fakes)[:2] == ["pretrain:train", "model"]
+
+
+def test_spec_reference_mistakes_are_located(project, tmp_path, capsys):
+    (project / "specs" / "finetune.yaml").write_text(FINETUNE.replace("pretrain.yaml", "missing.yaml"))
+    assert main(["plan", "specs/finetune.yaml"]) == 2
+    assert "specs/finetune.yaml:4:15  $.model.from  missing.yaml: no such spec" in capsys.readouterr().err
+    (project / "specs" / "finetune.yaml").write_text(FINETUNE.replace("pretrain.yaml", "finetune.yaml"))
+    assert main(["plan", "specs/finetune.yaml"]) == 2
+    assert "in a cycle" in capsys.readouterr().err
+    (tmp_path / "other.yaml").write_text(FINETUNE)
+    (project / "specs" / "finetune.yaml").write_text(FINETUNE.replace("pretrain.yaml", "../../other.yaml"))
+    assert main(["plan", "specs/finetune.yaml"]) == 2
+    assert "is outside the project" in capsys.readouterr().err

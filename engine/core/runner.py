@@ -169,7 +169,7 @@ def _build(step: Step, graph: Graph, store: Store, digests: DigestCache, reporte
                 name=name, params=step.node.given or step.node.params,
                 inputs={role: upstream[dep].out for role, dep in step.node.inputs.items()},
                 out=staging / "out", work=store.work_dir(key), seed=graph.spec_of(step.node).get("seed"),
-                spec_root=graph.spec.root, runtime=graph.spec.get("runtime"), options=options,
+                spec_root=graph.spec_of(step.node).root, runtime=graph.spec.get("runtime"), options=options,
                 log=lambda message: reporter.event(Event("log", name, message)),
                 progress=lambda total, description: reporter.progress(name, total, description),
             )

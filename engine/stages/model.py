@@ -18,7 +18,7 @@ from engine.packaged import BUILTIN_MODELS, package_file
 
 VERSION = 1
 LIBRARIES = ("torch", "transformers", "gguf", "tokenizers")
-ROLES = ("tokenizer",)  # input roles a pipeline may bind (engine/pipeline.py)
+ROLES = ("tokenizer", "source")  # input roles a pipeline may bind (engine/pipeline.py)
 PRODUCES = ("model",)  # what out/ holds; the first that exists is what `engine show` points at
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "model-*.safetensors")
@@ -27,7 +27,7 @@ PICKLE_WEIGHTS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.ckpt")  # loading a 
 
 def reads(spec) -> tuple[str, ...]:
     fields = ("task", "model.hub", "model.revision", "model.path", "model.gguf", "model.builtin",
-              "model.config", "model.dtype")
+              "model.config", "model.from", "model.stage", "model.dtype")
     return fields + (("seed",) if spec.has("model.config") else ())
 
 
@@ -36,6 +36,8 @@ def inputs(spec) -> dict:
     from engine.core.project import input_label
 
     model = spec.get("model")
+    if "from" in model:
+        return {}  # the other spec's stage arrives by its key, in the `source` role
     if "hub" in model:
         return {f"hub {model['hub']}": Known(resolve_hub_revision(model["hub"], model["revision"]))}
     if "path" in model:
@@ -194,6 +196,21 @@ def _tokenizer_for_config(ctx, tokenizer_spec: dict):
     return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
 
 
+def _load_referenced(ctx, model: dict):
+    """The model another spec's stage produced (`model.from`), as this spec's starting point."""
+    from engine.tasks import TASKS
+
+    source = ctx.inputs["source"]
+    folder = source / "model"
+    if not folder.is_dir():
+        hint = ("it is a LoRA adapter; set model.lora.merge: true in that spec so its train stage saves a whole model"
+                if (source / "adapter").is_dir() else "it holds no model")
+        raise StageError(f"model.from {model['from']} (stage {model['stage']}): {hint}")
+    family = TASKS[ctx.params["task"]]
+    loaded = family.auto_class("base").from_pretrained(folder, dtype=_torch_dtype(model["dtype"]), use_safetensors=True)
+    return loaded, family.preprocessor(folder), {"source": f"{model['stage']} of {model['from']}"}
+
+
 def _build_from_config(ctx, model: dict):
     import torch
     from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
@@ -225,6 +242,8 @@ def run(ctx) -> dict:
     model_spec = ctx.params["model"]
     if "config" in model_spec:
         model, tokenizer, facts = _build_from_config(ctx, model_spec)
+    elif "from" in model_spec:
+        model, tokenizer, facts = _load_referenced(ctx, model_spec)
     else:
         model, tokenizer, facts = _load_pretrained(ctx, model_spec)
     if tokenizer.pad_token is None:
