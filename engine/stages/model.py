@@ -27,8 +27,9 @@ PICKLE_WEIGHTS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.ckpt")  # loading a 
 
 def reads(spec) -> tuple[str, ...]:
     fields = ("task", "model.hub", "model.revision", "model.path", "model.gguf", "model.builtin",
-              "model.config", "model.from", "model.stage", "model.dtype")
-    return fields + (("seed",) if spec.has("model.config") else ())
+              "model.config", "model.dtype")
+    references = ("model.from", "model.stage") if spec.has("model.from") else ()  # `stage` has a default
+    return fields + references + (("seed",) if spec.has("model.config") else ())
 
 
 def inputs(spec) -> dict:
