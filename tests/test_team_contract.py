@@ -243,3 +243,24 @@ def test_dot_dot_after_a_symlink_resolves_like_the_kernel(project, tmp_path, cap
     (project / "specs" / "y.yaml").write_text(SPEC.replace("../data/train.txt", "../data/link/../train.txt"))
     assert main(["plan", "specs/y.yaml"]) == 2
     assert "is outside the project" in capsys.readouterr().err
+
+
+def test_the_example_records_are_current(tmp_path, monkeypatch, capsys):
+    """Every shipped record matches the key its spec gives today: a key change without
+    re-recording the examples (or a VERSION bump) fails here, not in a user's first run."""
+    from conftest import REPO
+
+    from engine.core.payload import library_versions
+
+    monkeypatch.setenv("ENGINE_STORE", str(tmp_path / "empty-store"))
+    for spec in sorted((REPO / "specs").glob("*.yaml")):
+        record = spec.with_name(spec.stem + ".lock.json")
+        if not record.exists():
+            continue
+        recorded = {lib: v for node in json.loads(record.read_text())["nodes"].values()
+                    for lib, v in node["payload"]["libraries"].items()}
+        if library_versions(tuple(recorded)) != recorded:
+            pytest.skip(f"{record.name} was recorded with other library versions ({recorded}); re-run the examples")
+        capsys.readouterr()
+        assert main(["show", str(spec), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["status"] == "current", spec.name
