@@ -140,3 +140,14 @@ def test_spec_reference_mistakes_are_located(project, tmp_path, capsys):
     (project / "specs" / "finetune.yaml").write_text(FINETUNE.replace("pretrain.yaml", "../../other.yaml"))
     assert main(["plan", "specs/finetune.yaml"]) == 2
     assert "is outside the project" in capsys.readouterr().err
+
+
+def test_diff_of_a_sweep_change_names_new_gone_and_kept_variants(project, capsys):
+    spec = write(project, SWEEP)
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "sweep")
+    write(project, SWEEP.replace("[1.0e-4, 3.0e-4]", "[3.0e-4, 1.0e-3]"))
+    capsys.readouterr()
+    assert main(["diff", spec, "--json", "--exit-code"]) == 1
+    variants = json.loads(capsys.readouterr().out)["variants"]
+    assert variants == {"added": ["learning_rate=0.001"], "removed": ["learning_rate=0.0001"], "changed": []}

@@ -64,7 +64,7 @@ def print_plan(steps, stream=None) -> None:
     table.add_column("stage", no_wrap=True)  # a sweep's node names are long; the reasons wrap instead
     table.add_column("action", no_wrap=True)
     table.add_column("key", no_wrap=True)
-    table.add_column("why")
+    table.add_column("why", overflow="fold")
     for s in steps:
         style = "green" if s.action == "cached" else "cyan"
         table.add_row(escape(s.node.name), f"[{style}]{s.action}[/]", (s.key or "pending")[:12], escape(render_all(s.reasons)))

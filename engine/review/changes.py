@@ -40,6 +40,10 @@ class SpecChanges:
     cached: list[str] = field(default_factory=list)  # stages of B that stay cached
     added: list[str] = field(default_factory=list)  # stages only B has
     removed: list[str] = field(default_factory=list)  # stages only A has
+    # a sweep's variants by label: only in B, only in A, and in both but with a stage that reruns
+    variants_added: list[str] = field(default_factory=list)
+    variants_removed: list[str] = field(default_factory=list)
+    variants_changed: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -63,6 +67,8 @@ def compare_graphs(a: Graph, b: Graph, inputs_a: dict | None = None, inputs_b: d
     rerun_all: set[str] = set(out.added)
     for path, (old, new) in diff_values(thaw(a.spec.tree), thaw(b.spec.tree)).items():
         direct = reads.get(path, set()) | ({path} & (set(out.added) | set(out.removed)))
+        if path.startswith("sweep."):  # a changed grid or variant list: what reruns is its new variants' stages
+            direct |= set(out.added)
         reruns = {n for n in direct if n in b.nodes}
         for name in reruns.copy():
             reruns |= b.descendants(name)
@@ -75,6 +81,12 @@ def compare_graphs(a: Graph, b: Graph, inputs_a: dict | None = None, inputs_b: d
     for name in out.added:
         rerun_all |= b.descendants(name)
     out.cached = [n for n in b.order if n not in rerun_all]
+    if a.variants or b.variants:
+        before, after = {v.label: v for v in a.variants}, {v.label: v for v in b.variants}
+        out.variants_added = [label for label in after if label not in before]
+        out.variants_removed = [label for label in before if label not in after]
+        out.variants_changed = [label for label, v in after.items()
+                                if label in before and any(n in rerun_all for n in v.nodes.values())]
     return out
 
 

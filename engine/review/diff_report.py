@@ -41,6 +41,8 @@ def as_json(a, b, changes: SpecChanges) -> dict:
         "inputs": [{"input": c.label, "change": c.change, "old": c.old, "new": c.new, "reruns": c.reruns} for c in changes.inputs],
         "inputs_compared": changes.inputs_compared,
         "added_stages": changes.added, "removed_stages": changes.removed, "cached": changes.cached,
+        "variants": {"added": changes.variants_added, "removed": changes.variants_removed,
+                     "changed": changes.variants_changed},
         "records": {key: {"standing": side.standing(), "stages": {n: s for n, (s, _) in side.evidence().items()}}
                     for key, side in (("a", a), ("b", b))},
         "metrics": metrics,
@@ -97,6 +99,10 @@ def markdown(a, b, changes: SpecChanges) -> str:
             for c in changes.inputs:
                 lines.append(f"| `{c.label}` | {c.change} | {_md(show_input(c.old))} | {_md(show_input(c.new))} | {', '.join(c.reruns)} |")
             lines.append("")
+        for title, names in (("New variants", changes.variants_added), ("Gone variants", changes.variants_removed),
+                             ("Changed variants", changes.variants_changed)):
+            if names:
+                lines += [f"{title}: {', '.join(f'`{n}`' for n in names)}.", ""]
         if changes.added:
             lines += [f"New stages: {', '.join(changes.added)}.", ""]
         if changes.removed:
@@ -145,7 +151,9 @@ def terminal(a, b, changes: SpecChanges) -> None:
             for c in changes.inputs:
                 inputs.add_row(escape(c.label), c.change, escape(show_input(c.old)), escape(show_input(c.new)), escape(", ".join(c.reruns)))
             console.print(inputs)
-        for title, names in (("new stages", changes.added), ("removed stages", changes.removed)):
+        for title, names in (("new variants", changes.variants_added), ("gone variants", changes.variants_removed),
+                             ("changed variants", changes.variants_changed),
+                             ("new stages", changes.added), ("removed stages", changes.removed)):
             if names:
                 console.print(f"{title}: {escape(', '.join(names))}")
         console.print(f"[green]stays cached[/]: {escape(', '.join(changes.cached)) or 'nothing'}")
