@@ -42,17 +42,19 @@ def table(metric: str, mode: str, rows: list[Ranked], console) -> None:
     from rich.table import Table
 
     paths = list(dict.fromkeys(p for r in rows for p in r.values))
+    named = any("=" not in r.name for r in rows)  # a grid variant's name is its values: no column for it
     out = Table(box=None, header_style="bold", title=f"variants by {metric} ({'lower' if mode == 'min' else 'higher'} is better)",
                 title_justify="left")
     out.add_column("#", justify="right")
-    out.add_column("variant", overflow="fold")
+    if named:
+        out.add_column("variant", overflow="fold")
     for path in paths:
-        out.add_column(path.rsplit(".", 1)[-1], overflow="fold")
-    out.add_column(metric.split(".", 1)[1], justify="right")
+        out.add_column(path, overflow="fold")
+    out.add_column(metric, justify="right", overflow="fold")
     for i, row in enumerate(rows, 1):
         cells = [show(row.values[p]) if p in row.values else "-" for p in paths]
         number = f"{row.value:.4g}" if row.value is not None else f"[yellow]{row.state}[/]"
-        out.add_row(str(i) if row.value is not None else "", escape(row.name), *map(escape, cells), number)
+        out.add_row(str(i) if row.value is not None else "", *([escape(row.name)] if named else []), *map(escape, cells), number)
     console.print(out)
 
 

@@ -111,7 +111,7 @@ def run(ctx) -> dict:
     tokens_per_step = train_tokens / n_train * effective
     ctx.log(f"{device} {precision}; effective batch {effective} ({batch} x {accum} accumulation x {world} device(s)), "
             f"~{tokens_per_step:,.0f} tokens/step, {batches_per_epoch} batches/epoch, {steps_per_epoch} steps/epoch, "
-            f"{max_steps} steps; trainable {trainable / 1e6:.2f}M of {total / 1e6:.1f}M parameters")
+            f"{max_steps} steps; trainable {trainable / 1e6:.2f}M of {total / 1e6:.2f}M parameters")
 
     has_validation = "validation" in dataset  # the data stage leaves empty splits out
     early = train.get("early_stopping")
