@@ -77,7 +77,18 @@ def plan(args) -> int:
         print(json.dumps(p.as_json(), indent=2))
     else:
         print_plan(p.steps)
+        if p.graph.variants:
+            print(sweep_summary(p.graph, p.steps))
     return 0
+
+
+def sweep_summary(graph, steps) -> str:
+    """`6 variants; shared by all: model, data; cached: 4 of 17 stages`."""
+    variants = graph.variants
+    shared = [n for n in graph.order if all(n in v.nodes.values() for v in variants)]
+    cached = sum(1 for s in steps if s.action == "cached")
+    return (f"{len(variants)} variants; shared by all: {', '.join(shared) or 'nothing'}; "
+            f"{cached} of {len(steps)} stages cached")
 
 
 def run(args) -> int:
