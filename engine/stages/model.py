@@ -212,25 +212,38 @@ def _load_referenced(ctx, model: dict):
     return loaded, family.preprocessor(folder), {"source": f"{model['stage']} of {model['from']}"}
 
 
-def _build_from_config(ctx, model: dict):
-    import torch
-    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+def hf_config(config: dict, vocab_size: int, bos: int | None, eos: int | None):
+    """The transformers config of `model.config` (exact shapes: grouped-query attention, tied
+    embeddings), so that e.g. SmolLM2-135M's shape is 134,515,008 parameters, as the real one."""
+    from transformers import GPT2Config, LlamaConfig
 
-    config = model["config"]
-    tokenizer = _tokenizer_for_config(ctx, config["tokenizer"])
     hidden, heads = config["hidden_size"], config["num_heads"]
     if hidden % heads:
         raise StageError(f"model.config: hidden_size {hidden} is not divisible by num_heads {heads}")
+    kv_heads = config.get("num_kv_heads", heads)
+    if heads % kv_heads:
+        raise StageError(f"model.config: num_kv_heads {kv_heads} does not divide num_heads {heads}")
     inner = config.get("intermediate_size") or 4 * hidden
-    common = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id or tokenizer.eos_token_id,
-              "eos_token_id": tokenizer.eos_token_id}
+    common = {"vocab_size": vocab_size, "bos_token_id": bos, "eos_token_id": eos}
+    if "tie_embeddings" in config:
+        common["tie_word_embeddings"] = config["tie_embeddings"]
     if config["architecture"] == "gpt2":
-        cfg = GPT2Config(n_embd=hidden, n_layer=config["num_layers"], n_head=heads, n_inner=inner,
-                         n_positions=config["max_position_embeddings"], **common)
-    else:
-        cfg = LlamaConfig(hidden_size=hidden, num_hidden_layers=config["num_layers"], num_attention_heads=heads,
-                          num_key_value_heads=heads, intermediate_size=inner,
-                          max_position_embeddings=config["max_position_embeddings"], **common)
+        if "num_kv_heads" in config and kv_heads != heads:
+            raise StageError("model.config.num_kv_heads: gpt2 has no grouped-query attention; use architecture: llama")
+        return GPT2Config(n_embd=hidden, n_layer=config["num_layers"], n_head=heads, n_inner=inner,
+                          n_positions=config["max_position_embeddings"], **common)
+    return LlamaConfig(hidden_size=hidden, num_hidden_layers=config["num_layers"], num_attention_heads=heads,
+                       num_key_value_heads=kv_heads, intermediate_size=inner,
+                       max_position_embeddings=config["max_position_embeddings"], **common)
+
+
+def _build_from_config(ctx, model: dict):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    config = model["config"]
+    tokenizer = _tokenizer_for_config(ctx, config["tokenizer"])
+    cfg = hf_config(config, len(tokenizer), tokenizer.bos_token_id or tokenizer.eos_token_id, tokenizer.eos_token_id)
     torch.manual_seed(ctx.seed)
     built = AutoModelForCausalLM.from_config(cfg).to(_torch_dtype(model["dtype"]))
     return built, tokenizer, {"source": f"config {config['architecture']} (new random weights, seed {ctx.seed})"}

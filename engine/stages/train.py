@@ -14,6 +14,7 @@ import os
 import time
 
 from engine.errors import StageError
+from engine.stages import speed
 from engine.stages import training_callbacks as callbacks_module
 from engine.stages.checkpoints import MANIFEST, Sigterm, resumable_checkpoint
 
@@ -109,9 +110,18 @@ def run(ctx) -> dict:
     steps_per_epoch = max(1, math.ceil(batches_per_epoch / accum))
     max_steps = train.get("max_steps") or max(1, math.ceil(steps_per_epoch * train["epochs"]))
     tokens_per_step = train_tokens / n_train * effective
-    ctx.log(f"{device} {precision}; effective batch {effective} ({batch} x {accum} accumulation x {world} device(s)), "
-            f"~{tokens_per_step:,.0f} tokens/step, {batches_per_epoch} batches/epoch, {steps_per_epoch} steps/epoch, "
-            f"{max_steps} steps; trainable {trainable / 1e6:.2f}M of {total / 1e6:.2f}M parameters")
+    runtime = ctx.runtime or {}
+    kernels = speed.resolve_kernels(train.get("kernels"), device)
+    wanted_micro = runtime.get("micro_batch", "auto")
+    probe = None
+    if device == "cuda" and wanted_micro == "auto":  # the largest micro-batch that fits, at the real length
+        longest = max(len(x) for x in dataset["train"]["input_ids"])
+        probe = speed.cuda_probe(model.to("cuda"), longest, model.config.vocab_size, precision)
+    micro, micro_accum = speed.pick_micro_batch(batch * accum, wanted_micro, batch, device, probe)
+    ctx.log(f"{device} {precision}; effective batch {effective} ({micro} micro-batch x {micro_accum} accumulation x "
+            f"{world} device(s)), ~{tokens_per_step:,.0f} tokens/step, {batches_per_epoch} batches/epoch, "
+            f"{steps_per_epoch} steps/epoch, {max_steps} steps; trainable {trainable / 1e6:.2f}M of "
+            f"{total / 1e6:.2f}M parameters; kernels {kernels}")
 
     has_validation = "validation" in dataset  # the data stage leaves empty splits out
     early = train.get("early_stopping")
@@ -125,9 +135,9 @@ def run(ctx) -> dict:
     warnings = schedule_warnings(train, max_steps, batches_per_epoch, steps_per_epoch, has_validation)
     for warning in warnings:
         ctx.log(f"warning: {warning}")
-    args = TrainingArguments(
+    arguments = dict(
         output_dir=str(ctx.work / "checkpoints"), max_steps=max_steps,
-        per_device_train_batch_size=batch, per_device_eval_batch_size=batch, gradient_accumulation_steps=accum,
+        per_device_train_batch_size=micro, per_device_eval_batch_size=micro, gradient_accumulation_steps=micro_accum,
         learning_rate=train["learning_rate"], weight_decay=train["weight_decay"], warmup_steps=train["warmup_steps"],
         lr_scheduler_type=train["scheduler"], max_grad_norm=train["max_grad_norm"] or 0.0,
         logging_steps=train["log_every"], logging_nan_inf_filter=False,  # a NaN must show, not be averaged away
@@ -136,7 +146,7 @@ def run(ctx) -> dict:
         load_best_model_at_end=bool(early), metric_for_best_model="eval_loss", greater_is_better=False,
         bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=device == "cpu",
         seed=ctx.seed, data_seed=ctx.seed, report_to=[], disable_tqdm=True, remove_unused_columns=False,
-        dataloader_num_workers=(ctx.runtime or {}).get("dataloader_workers", 0),
+        dataloader_num_workers=runtime.get("dataloader_workers", 0), use_liger_kernel=kernels == "liger",
     )
     sigterm = Sigterm()
     progress = callbacks_module.progress_callback(ctx, max_steps, tokens_per_step)
@@ -144,21 +154,35 @@ def run(ctx) -> dict:
     callbacks = [progress, guard, callbacks_module.callbacks().Checkpoints(ctx, sigterm)]
     if early:
         callbacks.append(EarlyStoppingCallback(early["patience"], early["min_delta"]))
-    trainer = Trainer(model=model, args=args, train_dataset=dataset["train"],
-                      eval_dataset=dataset["validation"] if has_validation else None,
-                      data_collator=family.collator(tokenizer.pad_token_id), callbacks=callbacks)
-    trainer.remove_callback(PrinterCallback)  # our progress bar shows the loss; no dict dumps
+
+    def make_trainer(compiled: bool):
+        trainer = Trainer(model=model, args=TrainingArguments(**arguments, torch_compile=compiled),
+                          train_dataset=dataset["train"], eval_dataset=dataset["validation"] if has_validation else None,
+                          data_collator=family.collator(tokenizer.pad_token_id), callbacks=callbacks)
+        trainer.remove_callback(PrinterCallback)  # our progress bar shows the loss; no dict dumps
+        return trainer
+
+    compiled = bool(runtime.get("compile"))
+    trainer = make_trainer(compiled)
     resume = resumable_checkpoint(ctx.work / "checkpoints", ctx.log)
     if resume:
         ctx.log(f"resuming from {resume.name} of this same key")
     started = time.time()
     try:
         with sigterm:
-            output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+            try:
+                output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+            except Exception as exc:  # noqa: BLE001 - a compile failure of any kind falls back to eager
+                if not (compiled and speed.is_compile_error(exc)):
+                    raise
+                ctx.log(f"runtime.compile: torch.compile failed ({type(exc).__name__}); training without it")
+                compiled, trainer = False, make_trainer(False)
+                resume = resumable_checkpoint(ctx.work / "checkpoints", ctx.log)
+                output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except (MemoryError, RuntimeError) as exc:
         if not isinstance(exc, (MemoryError, torch.OutOfMemoryError)) and "out of memory" not in str(exc):
             raise
-        raise StageError(out_of_memory_advice(exc, device, batch, accum)) from exc
+        raise StageError(out_of_memory_advice(exc, device, micro, micro_accum)) from exc
     finally:
         progress.close()
         guard.remove()
@@ -191,7 +215,11 @@ def run(ctx) -> dict:
                "steps": steps_done, "tokens_per_s": round(progress.tokens_seen / wall, 1) if wall else 0.0}
     if evals:
         metrics["eval_loss"] = evals[-1]
-    return {"metrics": metrics, "facts": {"device": device, "precision": precision, "effective_batch": effective,
+    tokens_per_s = progress.tokens_seen / wall if wall else 0.0
+    performance = speed.device_facts(device, tokens_per_s, speed.flops_per_token(total, trainable))
+    ctx.log(f"{tokens_per_s:,.0f} tokens/s, " + speed.describe(performance))
+    performance.update({"micro_batch": micro, "accumulation": micro_accum, "kernels": kernels, "compiled": compiled})
+    return {"metrics": metrics, "facts": {**performance, "device": device, "precision": precision, "effective_batch": effective,
                                           "steps_per_epoch": steps_per_epoch, "total_steps": max_steps,
                                           "trainable_parameters": trainable, "warnings": warnings,
                                           "resumed_from": resume.name if resume else None}}
