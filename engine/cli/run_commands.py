@@ -33,6 +33,7 @@ def register(sub) -> None:
     spec_args(p)
     store_arg(p)
     p.add_argument("--json", action="store_true", help="print the record as JSON")
+    p.add_argument("--all", action="store_true", help="every metric of every stage (default: the headline ones)")
     p.set_defaults(handler=show)
 
 
@@ -181,8 +182,9 @@ def show(args) -> int:
     order = {name: i for i, name in enumerate(graph.order)}  # pipeline order, not alphabetical
     nodes = sorted(record["nodes"].items(), key=lambda item: order.get(item[0], len(order)))
     for name, node in nodes:
+        wanted = None if args.all else headline_metrics(spec, node.get("kind", ""))
         metrics = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in node["metrics"].items()
-                            if not isinstance(v, (dict, list)))
+                            if not isinstance(v, (dict, list)) and (wanted is None or k in wanted))
         colour = "green" if node["status"] == CURRENT else "yellow"
         table.add_row(escape(name), f"[{colour}]{node['status']}[/]", node["key"][:12], f"{node['wall_s']:.1f}s", escape(metrics))
     for name in graph.order:
@@ -205,6 +207,17 @@ def show(args) -> int:
         console.print(f"best: [bold]{escape(top.name)}[/] ({metric} {top.value:.4g})" if top else
                       f"best: none yet (no variant's {metric} is current)")
     return 0
+
+
+def headline_metrics(spec, kind: str) -> set[str]:
+    """The numbers `show` prints per stage kind without --all (the rest: --all, --json, the record)."""
+    from engine.review.metrics import CHECK_HEADLINES, TASK_HEADLINES
+
+    if kind == "evaluate":
+        return {metric for _, metric in TASK_HEADLINES.get(spec.get("task"), ())} | {"loss"}
+    if kind == "generate":
+        return {CHECK_HEADLINES[c] for c in spec.get("generate.checks") or () if c in CHECK_HEADLINES} | {"samples"}
+    return {"train": {"final_loss", "eval_loss", "tokens_per_s"}, "data": {"train_tokens"}}.get(kind, set())
 
 
 def _class_table(name: str, metrics: dict):
