@@ -92,7 +92,13 @@ def test_sweep_mistakes_are_located_errors(project, capsys):
     assert "$.sweep (train.learnin_rate)  no such key in the spec (did you mean learning_rate?)" in capsys.readouterr().err
     spec = write(project, SWEEP.replace("train.learning_rate: [1.0e-4, 3.0e-4]", "runtime.num_threads: [1, 2]"))
     assert main(["plan", spec]) == 2
-    assert "$.sweep (runtime.num_threads)  no stage reads this path" in capsys.readouterr().err
+    assert "$.sweep (runtime.num_threads)  no stage's output depends on this path" in capsys.readouterr().err
+    spec = write(project, SWEEP.replace("train.learning_rate: [1.0e-4, 3.0e-4]", "train.log_every: [1, 5]"))
+    assert main(["plan", spec]) == 2  # read by train, but declared without effect on its output
+    assert "$.sweep (train.log_every)  no stage's output depends on this path" in capsys.readouterr().err
+    spec = write(project, SWEEP.replace("  metric: evaluate.loss", "  variants: [{name: again, set: {train.learning_rate: 1.0e-4}}]"))
+    assert main(["plan", spec]) == 2
+    assert "variants learning_rate=0.0001 and again are the same experiment" in capsys.readouterr().err
     spec = write(project, SWEEP.replace("metric: evaluate.loss", "metric: judge.score"))
     assert main(["plan", spec]) == 2
     assert "$.sweep.metric  judge.score: no stage 'judge'" in capsys.readouterr().err
@@ -151,3 +157,30 @@ def test_diff_of_a_sweep_change_names_new_gone_and_kept_variants(project, capsys
     assert main(["diff", spec, "--json", "--exit-code"]) == 1
     variants = json.loads(capsys.readouterr().out)["variants"]
     assert variants == {"added": ["learning_rate=0.001"], "removed": ["learning_rate=0.0001"], "changed": []}
+
+
+def test_a_variants_only_sweep_and_a_swept_seed(project, capsys):
+    spec = write(project, """
+evaluate: {split: test}
+sweep:
+  variants:
+    - {name: one, set: {seed: 1}}
+    - {name: two, set: {seed: 2}}
+""")
+    steps = plan(capsys, spec)
+    assert "train[one]" in steps and "train[two]" in steps and "train[]" not in steps
+    assert "6 variants" not in capsys.readouterr().out
+
+
+def test_compare_ranks_the_spec_as_it_is_now(project, capsys, fakes, monkeypatch):
+    monkeypatch.setenv("FAKE_LOSS", "1")
+    spec = write(project, SWEEP)
+    assert main(["run", spec]) == 0
+    write(project, SWEEP.replace("[1.0e-4, 3.0e-4]", "[1.0e-4, 3.0e-4, 1.0e-3]"))  # a variant added, not run
+    capsys.readouterr()
+    assert main(["compare", spec, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["variants"]
+    assert [r["state"] for r in rows] == ["current", "current", "not run"] and rows[-1]["name"] == "learning_rate=0.001"
+    write(project, SWEEP.replace("metric: evaluate.loss", "metric: evaluate.los"))  # a typo in the metric
+    assert main(["compare", spec, "--json"]) == 0
+    assert {r["state"] for r in json.loads(capsys.readouterr().out)["variants"]} == {"no los"}

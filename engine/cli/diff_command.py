@@ -107,7 +107,7 @@ def compare(args) -> int:
     context = Context(sources[-1].path.parent, args.store)
     sides = [open_side(source, [], None, context) for source in sources]
     context.save()
-    if len(sides) == 1 and (sides[0].record or {}).get("sweep"):  # one sweep: its variants, ranked
+    if len(sides) == 1 and (sides[0].graph.variants or (sides[0].record or {}).get("sweep")):  # one sweep: ranked
         return _rank_sweep(sides[0], args)
     if args.json:
         print(json.dumps(compare_table.as_json(sides), indent=2))
@@ -123,7 +123,7 @@ def compare(args) -> int:
 def _rank_sweep(side, args) -> int:
     from engine.review.ranking import rank, table
 
-    metric, mode, rows = rank(side.record, side.statuses)
+    metric, mode, rows = rank(side.record, side.statuses, side.graph)
     if args.json:
         print(json.dumps({"metric": metric, "mode": mode, "variants": [
             {"name": r.name, "set": r.values, "node": r.node, "value": r.value, "state": r.state} for r in rows]}, indent=2))

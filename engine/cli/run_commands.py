@@ -198,10 +198,10 @@ def show(args) -> int:
     for name, node in nodes:
         if "per_class" in node["metrics"]:
             console.print(_class_table(name, node["metrics"]))
-    if record.get("sweep"):
+    if graph.variants or record.get("sweep"):
         from engine.review.ranking import best, rank, table
 
-        metric, mode, rows = rank(record, statuses)
+        metric, mode, rows = rank(record, statuses, graph)
         table(metric, mode, rows, console)
         top = best(rows)
         console.print(f"best: [bold]{escape(top.name)}[/] ({metric} {top.value:.4g})" if top else

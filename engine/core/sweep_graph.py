@@ -31,6 +31,7 @@ class Variant:
 
 def merge_variants(spec: Spec, graphs: list[tuple[str, FrozenDict, Graph]]) -> Graph:
     """The merged graph of a sweep (see module docstring); `graphs` is (label, values, graph) per variant."""
+    _check_swept_paths_are_read(spec, graphs)
     identity_of: dict[tuple[int, str], str] = {}  # (variant index, node name) -> identity
     first: dict[str, tuple[int, Node]] = {}  # identity -> the first variant's node
     users: dict[str, list[int]] = {}  # identity -> variant indexes
@@ -38,11 +39,22 @@ def merge_variants(spec: Spec, graphs: list[tuple[str, FrozenDict, Graph]]) -> G
         for name in graph.order:
             node = graph.nodes[name]
             inputs = sorted((role, identity_of[(index, dep)]) for role, dep in node.inputs.items())
-            identity = canonical_json([node.kind, node.params, inputs, node.output_deps])
+            files = sorted(graph.registry[node.kind].inputs(graph.spec_of(node)))  # labels: which files, not their bytes
+            identity = canonical_json([node.kind, node.params, inputs, node.output_deps, files])
             identity_of[(index, name)] = identity
             first.setdefault(identity, (index, node))
             users.setdefault(identity, []).append(index)
     names = _names(graphs, first, users)
+    clashes = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
+    if clashes:
+        raise SpecError([Problem(*_sweep_place(spec, "variants"), "$.sweep",
+                                 f"two different stages would both be named {', '.join(clashes)}; rename the variant "
+                                 f"whose name makes that node name")])
+    same = _identical_variants(graphs, identity_of)
+    if same:
+        raise SpecError([Problem(*_sweep_place(spec, "sweep"), "$.sweep",
+                                 f"variants {' and '.join(same)} are the same experiment (every stage reads the same); "
+                                 f"remove one, or sweep a field that changes a stage's output")])
     nodes: dict[str, Node] = {}
     for identity, (index, node) in first.items():
         graph = graphs[index][2]
@@ -52,9 +64,7 @@ def merge_variants(spec: Spec, graphs: list[tuple[str, FrozenDict, Graph]]) -> G
     variants = tuple(Variant(label, values, freeze({name: names[identity_of[(i, name)]] for name in graph.order}))
                      for i, (label, values, graph) in enumerate(graphs))
     registry = graphs[0][2].registry
-    merged = Graph(spec, nodes, tuple(nodes), registry, variants)
-    _check_swept_paths_are_read(spec, graphs)
-    return merged
+    return Graph(spec, nodes, tuple(nodes), registry, variants)
 
 
 def _names(graphs, first: dict, users: dict) -> dict[str, str]:
@@ -95,12 +105,24 @@ def _label(graphs, mine: list[int], identities: list[str], users: dict) -> str:
     return ",".join(f"{short[p]}={show(v)}" for p, v in telling.items())
 
 
+def _identical_variants(graphs, identity_of: dict) -> list[str]:
+    """Labels of two variants whose every stage is the same node (the first such pair), else []."""
+    seen: dict[tuple, str] = {}
+    for index, (label, _, graph) in enumerate(graphs):
+        signature = tuple(sorted(identity_of[(index, name)] for name in graph.order))
+        if signature in seen:
+            return [seen[signature], label]
+        seen[signature] = label
+    return []
+
+
 def _check_swept_paths_are_read(spec: Spec, graphs) -> None:
-    """A swept path that no stage reads would make identical variants: an error, located."""
+    """A swept path that no stage keys on would make identical variants: an error, located.
+    (A field a stage reads but declares without effect, like train.log_every, counts as not read.)"""
     read_somewhere = set()
     for _, values, graph in graphs:
         for dotted in values:
-            if any(dotted_get(node.given, dotted, _ABSENT) is not _ABSENT for node in graph.nodes.values()):
+            if any(dotted_get(node.params, dotted, _ABSENT) is not _ABSENT for node in graph.nodes.values()):
                 read_somewhere.add(dotted)
     problems = []
     for _, values, _ in graphs:
@@ -110,8 +132,9 @@ def _check_swept_paths_are_read(spec: Spec, graphs) -> None:
             read_somewhere.add(dotted)  # say it once
             place = _sweep_place(spec, dotted)
             problems.append(Problem(place[0], place[1], place[2], f"$.sweep ({dotted})",
-                                    "no stage reads this path, so every variant would be the same experiment; "
-                                    "sweep a field a stage reads (runtime, description and x- notes never are)"))
+                                    "no stage's output depends on this path, so every variant would be the same "
+                                    "experiment; sweep a field a stage keys on (runtime, description, x- notes and "
+                                    "fields a stage declares without effect, like train.log_every, never are)"))
     if problems:
         raise SpecError(problems)
 
@@ -123,4 +146,5 @@ def _sweep_place(spec: Spec, dotted: str) -> tuple[str, int, int]:
     for key, place in spec.places.items():
         if key[:1] == ("sweep",) and dotted in key:
             return place.file, place.line, place.col
-    return spec.path.name, 0, 0
+    place = spec.places.get(("sweep",))
+    return (place.file, place.line, place.col) if place else (spec.path.name, 0, 0)

@@ -19,18 +19,28 @@ class Ranked:
     state: str  # "current", "out of date", "not run"
 
 
-def rank(record: dict, statuses: dict) -> tuple[str, str, list[Ranked]]:
-    """(metric, mode, variants best first) of a sweep record."""
-    sweep = record["sweep"]
-    metric, mode = sweep["metric"], sweep["mode"]
+def rank(record: dict | None, statuses: dict, graph=None) -> tuple[str, str, list[Ranked]]:
+    """(metric, mode, variants best first). The variants are the spec's as it is now (`graph`,
+    so one added since the last run shows as `not run`), else those the record names."""
+    if graph is not None and graph.variants:
+        metric, mode = graph.spec.get("sweep.metric"), graph.spec.get("sweep.mode")
+        variants = [(v.label, dict(v.values), dict(v.nodes)) for v in graph.variants]
+    else:
+        sweep = (record or {})["sweep"]
+        metric, mode = sweep["metric"], sweep["mode"]
+        variants = [(v["name"], v["set"], v["nodes"]) for v in sweep["variants"]]
     stage, key = metric.split(".", 1)
+    nodes = (record or {}).get("nodes", {})
     rows = []
-    for variant in sweep["variants"]:
-        node = variant["nodes"].get(stage, "")
+    for name, values, node_names in variants:
+        node = node_names.get(stage, "")
         status = statuses.get(node)
         state = status.state if status is not None else "not run"
-        value = record["nodes"].get(node, {}).get("metrics", {}).get(key) if state == "current" else None
-        rows.append(Ranked(variant["name"], variant["set"], node, value if isinstance(value, (int, float)) else None, state))
+        recorded = nodes.get(node, {})
+        value = recorded.get("metrics", {}).get(key) if state == "current" and recorded.get("key") == status.key else None
+        if state == "current" and value is None:
+            state = f"no {key}"  # a typo in sweep.metric, or a metric this stage does not report
+        rows.append(Ranked(name, values, node, value if isinstance(value, (int, float)) else None, state))
     sign = 1 if mode == "min" else -1
     rows.sort(key=lambda r: (r.value is None, sign * r.value if r.value is not None else 0))
     return metric, mode, rows

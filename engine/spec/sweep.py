@@ -33,7 +33,7 @@ def variant_values(doc: Document, shown: str) -> list[VariantValues]:
     out: list[VariantValues] = []
     paths = list(grid)
     short = _short_names(paths)
-    for combo in itertools.product(*(enumerate(grid[p]) for p in paths)):
+    for combo in itertools.product(*(enumerate(grid[p]) for p in paths)) if paths else ():
         values = {p: v for p, (_, v) in zip(paths, combo)}
         places = {p: _place(doc, ("sweep", "grid", p, i), shown) for p, (i, _) in zip(paths, combo)}
         label = ",".join(f"{short[p]}={show(v)}" for p, v in values.items())

@@ -12,13 +12,14 @@ spec trained with micro-batch 8 x 8 or 64 x 1 has one key (the numbers agree to 
 from __future__ import annotations
 
 import importlib.util
+import re
 from typing import Callable
 
 from engine.errors import StageError
 
-# Dense bf16 peak FLOP/s by device name (from the vendors' data sheets); others: MFU "unknown".
-PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12,
-             "RTX 4090": 165e12, "RTX 3090": 71e12}
+# Dense bf16 peak FLOP/s by device name (vendors' data sheets), most specific first; others: MFU "unknown".
+PEAK_BF16 = ((r"H200", 989e12), (r"H100 PCIe", 756e12), (r"H100", 989e12), (r"A100", 312e12), (r"L40S", 362e12),
+             (r"A10G", 125e12), (r"\bL4\b", 121e12), (r"RTX 4090", 165e12), (r"RTX 3090", 71e12))
 
 
 def resolve_kernels(wanted: str | None, device: str) -> str:
@@ -60,8 +61,10 @@ def pick_micro_batch(effective: int, wanted, spec_batch: int, device: str,
                      "train adapters only (model.lora), or use train.precision bf16")
 
 
-def cuda_probe(model, seq_len: int, vocab_size: int, precision: str) -> Callable[[int], bool]:
-    """A forward and backward pass at micro-batch m and the real sequence length; False on OOM."""
+def cuda_probe(model, seq_len: int, vocab_size: int, precision: str, labelled: bool) -> Callable[[int], bool]:
+    """A forward and backward pass at micro-batch m and the real sequence length; False on OOM.
+    (Optimizer state is not allocated by the probe: a full fine-tune that fits only just may
+    still run out at its first step, and the out-of-memory advice then names the split.)"""
     import torch
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -69,8 +72,9 @@ def cuda_probe(model, seq_len: int, vocab_size: int, precision: str) -> Callable
     def fits(m: int) -> bool:
         try:
             ids = torch.randint(0, vocab_size, (m, seq_len), device="cuda")
+            labels = torch.zeros(m, dtype=torch.long, device="cuda") if labelled else ids  # one class per row
             with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
-                loss = model(input_ids=ids, labels=ids).loss
+                loss = model(input_ids=ids, labels=labels).loss
             loss.backward()
             return True
         except torch.OutOfMemoryError:
@@ -78,6 +82,7 @@ def cuda_probe(model, seq_len: int, vocab_size: int, precision: str) -> Callable
         finally:
             model.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()  # the record's peak memory is training's, not the probe's
 
     return fits
 
@@ -97,7 +102,7 @@ def device_facts(device: str, tokens_per_s: float, flops: float) -> dict:
         import torch
 
         name = torch.cuda.get_device_name()
-        peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+        peak = next((v for pattern, v in PEAK_BF16 if re.search(pattern, name)), None)
         facts.update({"gpu": name, "peak_memory_allocated_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
                       "peak_memory_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2)})
         if peak:

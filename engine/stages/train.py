@@ -116,7 +116,7 @@ def run(ctx) -> dict:
     probe = None
     if device == "cuda" and wanted_micro == "auto":  # the largest micro-batch that fits, at the real length
         longest = max(len(x) for x in dataset["train"]["input_ids"])
-        probe = speed.cuda_probe(model.to("cuda"), longest, model.config.vocab_size, precision)
+        probe = speed.cuda_probe(model.to("cuda"), longest, model.config.vocab_size, precision, family.labelled)
     micro, micro_accum = speed.pick_micro_batch(batch * accum, wanted_micro, batch, device, probe)
     ctx.log(f"{device} {precision}; effective batch {effective} ({micro} micro-batch x {micro_accum} accumulation x "
             f"{world} device(s)), ~{tokens_per_step:,.0f} tokens/step, {batches_per_epoch} batches/epoch, "
@@ -137,7 +137,8 @@ def run(ctx) -> dict:
         ctx.log(f"warning: {warning}")
     arguments = dict(
         output_dir=str(ctx.work / "checkpoints"), max_steps=max_steps,
-        per_device_train_batch_size=micro, per_device_eval_batch_size=micro, gradient_accumulation_steps=micro_accum,
+        per_device_train_batch_size=micro, gradient_accumulation_steps=micro_accum,
+        per_device_eval_batch_size=batch,  # eval loss averages per batch: the spec's batch, whatever the split
         learning_rate=train["learning_rate"], weight_decay=train["weight_decay"], warmup_steps=train["warmup_steps"],
         lr_scheduler_type=train["scheduler"], max_grad_norm=train["max_grad_norm"] or 0.0,
         logging_steps=train["log_every"], logging_nan_inf_filter=False,  # a NaN must show, not be averaged away
