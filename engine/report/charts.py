@@ -1,0 +1,114 @@
+"""Training charts as inline SVG: loss and validation loss per step, learning rate per step.
+
+matplotlib is imported here, inside the functions, and only by `engine report`. Figures are made
+with `matplotlib.figure.Figure` (no pyplot, so no global backend and no GUI) and saved as SVG with
+text kept as text (small, searchable). What makes a standalone SVG file is cut away (the XML
+prolog, namespace URLs) and ids are salted per chart, so several charts live in one page.
+"""
+from __future__ import annotations
+
+import io
+import re
+
+from engine.report.data import SpecData, Variant, log_history
+from engine.report.markup import Html, esc, join, tag
+
+SIZE = (5.6, 3.0)  # inches; the page scales the SVG to its column
+
+
+def training_charts(data: SpecData) -> Html:
+    """Loss and learning-rate charts of the spec's train node(s); one line per train node of a sweep."""
+    series, missing = [], []
+    for label, node in train_nodes(data.variants()):
+        history = log_history(data.out(node))
+        if history is None:
+            missing.append(f"{node}: " + ("training log not in store" if node in data.nodes else "not run"))
+        else:
+            series.append((label, history))
+    notes = join(tag("p", note, class_="missing") for note in missing)
+    if not series:
+        return notes
+    salt = f"{data.label}-"  # unique per spec file: two charts never share an id
+    charts = [loss_chart(series, salt + "loss")]
+    if any("learning_rate" in e for _, h in series for e in h):
+        charts.append(lr_chart(series, salt + "lr"))
+    return join([tag("div", join(charts), class_="charts"), notes])
+
+
+def train_nodes(variants: list[Variant]) -> list[tuple[str, str]]:
+    """[(legend label, train node)], each train node once: variants that share a training share a line."""
+    seen: dict[str, str] = {}
+    for variant in variants:
+        node = variant.nodes.get("train")
+        if node and node not in seen:
+            seen[node] = _bracket(node) or "train"
+    return [(label, node) for node, label in seen.items()]
+
+
+def _bracket(node: str) -> str:
+    return node[node.index("[") + 1:-1] if node.endswith("]") and "[" in node else ""
+
+
+def _points(history: list[dict], field: str) -> tuple[list, list]:
+    pairs = [(e["step"], e[field]) for e in history if _number(e.get("step")) and _number(e.get(field))]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+
+
+def loss_chart(series: list[tuple[str, list[dict]]], salt: str) -> Html:
+    fig, ax = _figure()
+    single = len(series) == 1
+    for i, (label, history) in enumerate(series):
+        colour = f"C{i}"
+        ax.plot(*_points(history, "loss"), color=colour, linewidth=1.4, label="training loss" if single else label)
+        steps, values = _points(history, "eval_loss")
+        if steps:
+            ax.plot(steps, values, color=colour, linestyle="--", marker="o", markersize=4, linewidth=1,
+                    label="validation loss" if single else None)
+    ax.set_title("loss per step" if single else "training loss (lines), validation loss (dashed, dots)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    return svg(fig, salt, "loss per step")
+
+
+def lr_chart(series: list[tuple[str, list[dict]]], salt: str) -> Html:
+    fig, ax = _figure()
+    for i, (label, history) in enumerate(series):
+        ax.plot(*_points(history, "learning_rate"), color=f"C{i}", linewidth=1.4, label=label)
+    ax.set_title("learning rate per step")
+    ax.set_xlabel("step")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    return svg(fig, salt, "learning rate per step")
+
+
+def _figure():
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=SIZE, layout="constrained")
+    ax = fig.subplots()
+    ax.grid(True, linewidth=0.4, alpha=0.5)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return fig, ax
+
+
+def svg(fig, salt: str, title: str) -> Html:
+    """The figure as an `<svg>` element to put inside HTML (see module docstring)."""
+    import matplotlib
+
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt, "font.size": 9}):
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]
+    text = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text)  # inside HTML the parser knows SVG's namespaces
+    text = text.replace("xlink:href=", "href=")
+    text = re.sub(r'\s+id="[A-Za-z.]+_\d+"', "", text)  # figure_1, axes_1...: would repeat across charts
+    text = re.sub(r'<svg width="[^"]*" height="[^"]*"', f'<svg class="chart" role="img" aria-label="{esc(title)}"', text, 1)
+    return Html(text.strip())

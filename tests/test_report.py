@@ -1,0 +1,178 @@
+"""`engine report`: one self-contained HTML page from records and the store, driven through the CLI
+with the fast fake stages (tests/fake_stages.py); the files the fakes do not write (the training
+log, the samples) are put into their store entries by hand."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from test_team_contract import fakes, project  # noqa: F401 - fixtures
+from engine.cli import main
+
+SPEC = """\
+spec_version: 1
+name: scenes
+description: A <b>bold</b> experiment
+seed: 1
+model:
+  path: ../models/base
+data:
+  source: {files: ../data/train.txt}
+train:
+  learning_rate: 5.0e-5
+  epochs: 1
+evaluate: {split: test, baseline: true}
+generate:
+  prompts: ["Once"]
+  baseline: true
+"""
+HISTORY = [{"loss": 3.0, "learning_rate": 1e-4, "step": 1}, {"loss": 2.5, "learning_rate": 5e-5, "step": 2},
+           {"eval_loss": 2.7, "step": 2}, {"train_loss": 2.7, "step": 2}]
+
+
+def samples(*completions: str, **checks) -> list[dict]:
+    return [{"prompt_index": 0, "sample": i, "prompt": "Once", "completion": c, "new_tokens": 5, **checks}
+            for i, c in enumerate(completions)]
+
+
+def out_dir(project: Path, spec: str, node: str) -> Path:
+    key = json.loads((project / "specs" / f"{spec}.lock.json").read_text())["nodes"][node]["key"]
+    return project / ".." / "store" / "store" / key[:2] / key / "out"
+
+
+def put(project: Path, spec: str, node: str, name: str, rows) -> None:
+    path = out_dir(project, spec, node) / name
+    text = "".join(json.dumps(r) + "\n" for r in rows) if name.endswith(".jsonl") else json.dumps(rows)
+    path.write_text(text, encoding="utf-8")
+
+
+def run_and_fill(project: Path, name: str = "r", text: str = SPEC) -> str:
+    (project / "specs" / f"{name}.yaml").write_text(text)
+    assert main(["run", f"specs/{name}.yaml"]) == 0
+    put(project, name, "train", "log_history.json", HISTORY)
+    put(project, name, "generate[baseline]", "samples.jsonl", samples("the before text", "<script>alert(1)</script>"))
+    put(project, name, "generate", "samples.jsonl",
+        samples("upon a time the after text", "more after", copy_span=6, copy_passage="upon a",
+                play_format={"follows_format": False, "turns": 3}))
+    return f"specs/{name}.yaml"
+
+
+def report(capsys, *args: str) -> str:
+    capsys.readouterr()
+    assert main(["report", *args, "-o", "out.html"]) == 0
+    assert "report written to out.html" in capsys.readouterr().out
+    return Path("out.html").read_text(encoding="utf-8")
+
+
+def test_a_report_has_the_stages_charts_metrics_and_both_sides_samples(project, capsys):
+    page = report(capsys, run_and_fill(project))
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert page.count('<svg class="chart"') == 2  # loss, learning rate
+    assert "training loss" in page and "validation loss" in page
+    stages = page[page.index('<table class="stages"'):]
+    stages = stages[:stages.index("</table>")]
+    for node in ("model", "data", "train", "evaluate", "evaluate[baseline]", "generate", "generate[baseline]"):
+        assert f"<code>{node}</code>" in stages
+    assert stages.count(">current</span>") == 7
+    assert "the before text" in page and "more after" in page
+    assert "before fine-tuning" in page and "fine-tuned" in page
+    copied = '<mark title="6 characters shared with the training data">upon a</mark> time the after text'
+    assert copied in page  # the copied passage, highlighted where it starts
+    assert "follows_format" in page and "turns" in page  # each sample's check results
+    assert "<code>train.epochs</code>" in page and "train.learning_rate" not in page  # 5e-5 is the default
+    assert "A &lt;b&gt;bold&lt;/b&gt; experiment" in page
+
+
+def test_text_from_records_and_samples_is_escaped_and_nothing_is_fetched(project, capsys):
+    page = report(capsys, run_and_fill(project))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script" not in page.lower()  # the page has no script at all, so any is injected
+    assert not re.search(r"https?://", page)  # no CDN, no namespace URL, nothing to fetch
+    assert not re.search(r"<(link|img|iframe)\b|\bsrc=|@import|url\((?!#)", page, re.I)
+
+
+def test_an_edited_spec_marks_stages_out_of_date(project, capsys):
+    spec = run_and_fill(project)
+    path = project / spec
+    path.write_text(path.read_text().replace("epochs: 1", "epochs: 2"))
+    page = report(capsys, spec)
+    assert ">out of date</span>" in page
+    assert '<tr class="stale"><td><code>train</code>' in page
+
+
+def test_a_missing_store_entry_says_not_in_store(project, capsys):
+    spec = run_and_fill(project)
+    for node in ("train", "generate[baseline]"):
+        shutil.rmtree(out_dir(project, "r", node).parent)
+    page = report(capsys, spec)
+    assert "train: training log not in store" in page
+    assert "generate[baseline]: not in store" in page
+    assert "more after" in page  # the other side is still there
+    assert page.count("not in store") >= 4  # and the stage table's output column says so for both
+
+
+def test_a_spec_without_a_record_gets_a_section_that_says_so(project, capsys):
+    page = report(capsys, "specs/x.yaml")
+    assert "no record: run `engine run specs/x.yaml` first" in page
+    assert ">not run</span>" in page
+
+
+def test_a_sweep_draws_every_variant_on_one_loss_chart(project, capsys, fakes, monkeypatch):
+    monkeypatch.setenv("FAKE_LOSS", "1")
+    text = SPEC.replace("name: scenes", "name: sweep") + "sweep:\n  grid:\n    train.learning_rate: [1.0e-4, 3.0e-4]\n  metric: evaluate.loss\n"
+    (project / "specs" / "s.yaml").write_text(text)
+    assert main(["run", "specs/s.yaml"]) == 0
+    record = json.loads((project / "specs" / "s.lock.json").read_text())
+    labels = [v["name"] for v in record["sweep"]["variants"]]
+    assert labels == ["learning_rate=0.0001", "learning_rate=0.0003"]
+    for variant in record["sweep"]["variants"]:
+        put(project, "s", variant["nodes"]["train"], "log_history.json", HISTORY)
+    page = report(capsys, "specs/s.yaml")
+    charts = re.findall(r'<svg class="chart" role="img" aria-label="loss per step".*?</svg>', page, re.S)
+    assert len(charts) == 1
+    legend = re.findall(r"<text[^>]*>([^<]*)</text>", charts[0])
+    assert [label for label in labels if label in legend] == labels
+    assert "variants, ranked" in page and "(best)" in page
+
+
+def test_several_specs_make_one_page_with_a_comparison(project, capsys):
+    first = run_and_fill(project)
+    second = run_and_fill(project, "q", SPEC.replace("name: scenes", "name: other").replace("epochs: 1", "epochs: 2"))
+    page = report(capsys, first, second)
+    assert '<section class="spec" id="scenes">' in page and '<section class="spec" id="other">' in page
+    assert '<table class="metrics compare">' in page
+    assert page.count('<svg class="chart"') == 4
+
+
+def test_classification_tables_show_the_confusion_matrix():
+    from engine.report.tables import class_table
+
+    metrics = {"per_class": {"<a>": {"precision": 1.0, "recall": 0.5, "f1": 0.667, "support": 2},
+                             "b": {"precision": 0.5, "recall": 1.0, "f1": 0.667, "support": 1}},
+               "confusion_matrix": {"labels": ["<a>", "b"], "rows_true_columns_predicted": [[1, 1], [0, 1]]},
+               "majority_accuracy": 0.667, "majority_class": "<a>", "majority_macro_f1": 0.4}
+    html = class_table("evaluate", metrics)
+    assert "<th>→ &lt;a&gt;</th>" in html and "<a>" not in html
+    rows = re.findall(r"<tr>(.*?)</tr>", html)
+    assert re.findall(r"<td>(?:<span[^>]*>)?(\d+)", rows[1])[-2:] == ["1", "1"]  # true <a>: predicted <a> 1, b 1
+    assert '<span class="diag">1</span>' in html and "majority class" in html
+
+
+def test_a_level_is_drawn_top_to_bottom():
+    from engine.report.tiles import ROWS, TILE, level_svg
+
+    svg = level_svg("XX------------\n", "X-----------E-\nX-------------\n")
+    assert f'<rect x="0" y="{(ROWS - 1) * TILE}" width="{3 * TILE}" height="{TILE}" fill="#8b4a1c"/>' in svg  # bottom: ground
+    assert f'<rect x="{TILE}" y="{TILE}" width="{TILE}" height="{TILE}" fill="#d62828"/>' in svg  # enemy, second row from the top
+    assert f'x1="{TILE}"' in svg  # where the prompt ends
+
+
+def test_matplotlib_is_imported_only_by_the_report():
+    code = ("import sys, engine.api, engine.cli, engine.report, engine.report.page; "
+            "from engine.cli import build_parser; build_parser(); "
+            "sys.exit('matplotlib' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
