@@ -72,3 +72,32 @@ def test_runtime_choices_never_change_the_key_and_the_facts_say_what_ran(scenes_
     for other in ("runtime.micro_batch=4", "runtime.compile=true"):  # runtime is never in a key
         assert main(["plan", "spec.yaml", "--json", "--until", "train", "--set", other]) == 0
         assert {s["action"] for s in json.loads(capsys.readouterr().out)} == {"cached"}
+
+
+def test_a_tracker_that_is_not_installed_is_a_clear_error(scenes_project, capsys, monkeypatch):
+    real = speed.importlib.util.find_spec
+    monkeypatch.setattr(speed.importlib.util, "find_spec", lambda name: None if name.startswith("tensorboard") else real(name))
+    (scenes_project / "spec.yaml").write_text(spec_text("  path: tiny-model"))
+    assert main(["run", "spec.yaml", "--until", "train", "--set", "runtime.report_to=[tensorboard]"]) == 1
+    assert "runtime.report_to: tensorboard is not installed: pip install tensorboard" in capsys.readouterr().err
+
+
+def test_progress_shows_the_loss_from_the_first_step_and_validation_losses(scenes_project, capsys):
+    (scenes_project / "spec.yaml").write_text(spec_text("  path: tiny-model").replace("log_every: 1", "log_every: 5"))
+    assert main(["run", "spec.yaml", "--until", "train"]) == 0
+    err = capsys.readouterr().err
+    assert "validation loss" in err  # eval_every 3: a log line when it is computed
+
+
+def test_the_progress_bar_shows_each_steps_loss_not_only_logged_ones():
+    import types
+
+    from engine.stages.training_callbacks import progress_callback
+
+    advanced = []
+    bar = types.SimpleNamespace(advance=lambda n=1, **fields: advanced.append(fields), close=lambda: None)
+    ctx = types.SimpleNamespace(bar=lambda total, description: bar, log=lambda message: None)
+    guard = types.SimpleNamespace(last_loss=2.5)
+    progress = progress_callback(ctx, 10, 100.0, guard)
+    progress.on_step_end(None, None, None)
+    assert advanced[-1]["loss"] == 2.5  # the first step, before any logging step

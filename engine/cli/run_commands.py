@@ -101,12 +101,17 @@ def run(args) -> int:
     p = _plan(args)
     terminate_gracefully()
     reporter = ConsoleReporter(quiet=False)
-    outcome = api.run(p, reporter, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
+    try:
+        outcome = api.run(p, reporter, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
+    finally:
+        reporter.close()  # Ctrl-C, SIGTERM or a crash never leave a live bar or a hidden cursor behind
     result = outcome.result
     if outcome.ok:
         if not result.ran:
             reporter.say(f"nothing to do: every stage is cached (record {_rel(outcome.record_path)})", "note")
         else:
+            for line in run_summary(p, result.entries):
+                reporter.say(line)
             reporter.say(f"ok: ran {', '.join(result.ran)}; record written to {_rel(outcome.record_path)}", "ok")
         if p.overrides:
             reporter.say(f"the spec's record {_rel(record_path(p.spec.path))} was left alone: it describes the spec as "
@@ -207,6 +212,32 @@ def show(args) -> int:
         console.print(f"best: [bold]{escape(top.name)}[/] ({metric} {top.value:.4g})" if top else
                       f"best: none yet (no variant's {metric} is current)")
     return 0
+
+
+def run_summary(p, entries: dict) -> list[str]:
+    """The end of a run: headline numbers before -> after fine-tuning, and the first sample as text."""
+    lines = []
+    for kind in ("evaluate", "generate"):
+        after, before = entries.get(kind), entries.get(f"{kind}[baseline]")
+        if after is None:
+            continue
+        shown = []
+        for name in sorted(headline_metrics(p.spec, kind) - {"samples"}):
+            new = after.manifest.get("result", {}).get("metrics", {}).get(name)
+            old = before.manifest.get("result", {}).get("metrics", {}).get(name) if before else None
+            if isinstance(new, (int, float)):
+                shown.append(f"{name} {old:.4g} -> {new:.4g}" if isinstance(old, (int, float)) else f"{name} {new:.4g}")
+        if shown:
+            lines.append(f"{kind}: " + "  ".join(shown) + ("  (before -> after fine-tuning)" if before else ""))
+    samples = entries.get("generate")
+    if samples is not None and (samples.out / "samples.jsonl").is_file():
+        with open(samples.out / "samples.jsonl", encoding="utf-8") as handle:
+            first = json.loads(handle.readline() or "{}")
+        text = (first.get("completion") or "").strip("\n").splitlines()
+        if text:
+            lines.append("first sample:")
+            lines += [f"  {line}" for line in text[:12]] + (["  ..."] if len(text) > 12 else [])
+    return lines
 
 
 def headline_metrics(spec, kind: str) -> set[str]:

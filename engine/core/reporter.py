@@ -76,6 +76,13 @@ class ConsoleReporter:
         self._tasks.setdefault(node, []).append(task)
         return _Bar(self, task)
 
+    def close(self) -> None:
+        """Stop any live bars (and so show the cursor again): after a signal, an error, or the end."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._tasks.clear()
+
     def _finish(self, task) -> None:
         if self._progress is None or task not in self._progress.task_ids:
             return

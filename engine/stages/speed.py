@@ -125,3 +125,23 @@ def is_compile_error(exc: BaseException) -> bool:
     """Whether an exception came from torch.compile (dynamo or inductor), not from training."""
     module = type(exc).__module__ or ""
     return module.startswith(("torch._dynamo", "torch._inductor")) or "BackendCompilerFailed" in type(exc).__name__
+
+
+TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "mlflow": ("mlflow",), "wandb": ("wandb",)}
+
+
+def prepare_trackers(wanted: list[str], logs) -> list[str]:
+    """runtime.report_to for the Trainer: each tracker installed (else a clear error), writing
+    under `logs` unless its own environment variable says where."""
+    import os
+
+    for name in wanted:
+        if not any(importlib.util.find_spec(package) for package in TRACKER_PACKAGES[name]):
+            raise StageError(f"runtime.report_to: {name} is not installed: pip install {TRACKER_PACKAGES[name][0]}; "
+                             f"or remove it from runtime.report_to")
+    if wanted:
+        logs.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(logs / "tensorboard"))
+        os.environ.setdefault("MLFLOW_TRACKING_URI", (logs / "mlruns").as_uri())
+        os.environ.setdefault("WANDB_DIR", str(logs))
+    return list(wanted)

@@ -132,6 +132,10 @@ def run(ctx) -> dict:
     save_every = eval_every if early and eval_every else train["save_every"]
     if early and not eval_every:
         raise StageError("train.early_stopping needs train.eval_every (checkpoints are kept at evaluations)")
+    logs = ctx.work.parent.parent / "logs" / ctx.work.name  # <store>/logs/<train key>: kept after the run
+    trackers = speed.prepare_trackers(list(runtime.get("report_to", [])), logs)
+    if trackers:
+        ctx.log(f"tracker logs ({', '.join(trackers)}): {logs}")
     warnings = schedule_warnings(train, max_steps, batches_per_epoch, steps_per_epoch, has_validation)
     for warning in warnings:
         ctx.log(f"warning: {warning}")
@@ -146,13 +150,13 @@ def run(ctx) -> dict:
         eval_strategy=eval_strategy, eval_steps=eval_every,
         load_best_model_at_end=bool(early), metric_for_best_model="eval_loss", greater_is_better=False,
         bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=device == "cpu",
-        seed=ctx.seed, data_seed=ctx.seed, report_to=[], disable_tqdm=True, remove_unused_columns=False,
+        seed=ctx.seed, data_seed=ctx.seed, report_to=trackers, disable_tqdm=True, remove_unused_columns=False,
         dataloader_num_workers=runtime.get("dataloader_workers", 0), use_liger_kernel=kernels == "liger",
     )
     sigterm = Sigterm()
-    progress = callbacks_module.progress_callback(ctx, max_steps, tokens_per_step)
     guard = callbacks_module.callbacks().LossGuard(model)
-    callbacks = [progress, guard, callbacks_module.callbacks().Checkpoints(ctx, sigterm)]
+    progress = callbacks_module.progress_callback(ctx, max_steps, tokens_per_step, guard)
+    callbacks = [guard, progress, callbacks_module.callbacks().Checkpoints(ctx, sigterm)]  # guard first: its loss
     if early:
         callbacks.append(EarlyStoppingCallback(early["patience"], early["min_delta"]))
 

@@ -28,8 +28,8 @@ def callbacks():
     class Progress(TrainerCallback):
         """Progress bar with loss and tokens/s; stops on a logged NaN loss (eval_loss included)."""
 
-        def __init__(self, ctx, max_steps: int, tokens_per_step: float):
-            self.ctx, self.tokens_per_step = ctx, tokens_per_step
+        def __init__(self, ctx, max_steps: int, tokens_per_step: float, guard=None):
+            self.ctx, self.tokens_per_step, self.guard = ctx, tokens_per_step, guard
             self.bar = ctx.bar(max_steps, "training")
             self.loss = float("nan")
             self.tokens_seen = 0.0
@@ -43,6 +43,8 @@ def callbacks():
         def on_step_end(self, args, state, control, **kwargs):
             self.tokens_seen += self.tokens_per_step
             rate = self.tokens_seen / max(time.time() - self.started, 1e-9)
+            if self.guard is not None and self.guard.last_loss is not None:  # every step, not only logged ones
+                self.loss = self.guard.last_loss
             self.bar.advance(1, loss=self.loss, tok_s=round(rate))
 
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -54,6 +56,8 @@ def callbacks():
                     raise StageError(non_finite_advice(name, value, state.global_step))
                 if name == "loss":
                     self.loss = value
+                else:
+                    self.ctx.log(f"step {state.global_step}: validation loss {value:.4f}")
 
         def close(self):
             self.bar.close()
@@ -64,6 +68,7 @@ def callbacks():
 
         def __init__(self, model):
             self.losses: list = []
+            self.last_loss: float | None = None  # the mean loss of the last optimizer step
             self.hook = model.register_forward_hook(self._record)
 
         def _record(self, module, args, output):
@@ -79,6 +84,7 @@ def callbacks():
             bad = values[~torch.isfinite(values)]
             if bad.numel():
                 raise StageError(non_finite_advice("loss", bad[0].item(), state.global_step))
+            self.last_loss = values.mean().item()
 
         def remove(self):
             self.hook.remove()
@@ -103,5 +109,5 @@ def callbacks():
     return types.SimpleNamespace(Progress=Progress, LossGuard=LossGuard, Checkpoints=Checkpoints)
 
 
-def progress_callback(ctx, max_steps, tokens_per_step):
-    return callbacks().Progress(ctx, max_steps, tokens_per_step)
+def progress_callback(ctx, max_steps, tokens_per_step, guard=None):
+    return callbacks().Progress(ctx, max_steps, tokens_per_step, guard)
