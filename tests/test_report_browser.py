@@ -1,0 +1,37 @@
+"""The report in a real browser: headless Chromium renders it without console errors, and the
+charts and samples are in the rendered page. Skipped where no `chromium` is installed (.ci/run
+installs Debian's when it can)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from test_report import run_and_fill
+from test_team_contract import fakes, project  # noqa: F401 - fixtures
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium here (apt-get install chromium)")
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+                           *args], capture_output=True, text=True, timeout=120)
+
+
+def test_the_report_renders_in_chromium_without_console_errors(project, capsys, tmp_path):
+    spec = run_and_fill(project)
+    assert main(["report", spec, "-o", str(tmp_path / "report.html")]) == 0
+    url = (tmp_path / "report.html").as_uri()
+    dom = chromium("--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line or "Failed to load resource" in line]
+    assert console == [], console
+    assert dom.stdout.count("<svg") >= 2  # the loss and learning-rate charts
+    assert "the before text" in dom.stdout and "upon a</mark> time the after text" in dom.stdout
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom.stdout  # a sample's markup stays text
+    shot = chromium(f"--screenshot={tmp_path / 'report.png'}", "--window-size=1200,1600", url)
+    assert shot.returncode == 0 and (tmp_path / "report.png").stat().st_size > 10_000
