@@ -176,3 +176,15 @@ def test_matplotlib_is_imported_only_by_the_report():
             "from engine.cli import build_parser; build_parser(); "
             "sys.exit('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_one_spec_at_several_revisions_makes_one_page(project, capsys):
+    from test_team_contract import git
+
+    spec = run_and_fill(project)
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "first")
+    (project / spec).write_text(SPEC.replace("5.0e-5", "1.0e-4"))  # edited, not run: the working tree is stale
+    page = report(capsys, spec, "--rev", "HEAD")
+    assert f"HEAD:{spec}" in page and page.count("out of date") >= 1
+    assert main(["report", "specs/r.yaml", "specs/x.yaml", "--rev", "HEAD"]) == 2

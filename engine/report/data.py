@@ -80,6 +80,9 @@ def load(spec_path: str | Path, store: str | Path | None = None) -> SpecData:
     from engine.pipeline import resolve_spec
     from engine.spec import load_spec
 
+    text = str(spec_path)
+    if ":" in text and not Path(text).exists():  # REV:path, read from git, as `engine diff` reads it
+        return _at_revision(text, store)
     spec = load_spec(Path(spec_path))
     the_store = Store(Path(store).resolve() if store else default_root(spec.root))
     record_file = record_path(spec.path)
@@ -87,6 +90,20 @@ def load(spec_path: str | Path, store: str | Path | None = None) -> SpecData:
     graph = resolve_spec(spec)
     statuses = record_status(graph, the_store, DigestCache(the_store.state_db), record)
     return SpecData(spec, spec_label(spec), the_store, record, record_file, graph, statuses)
+
+
+def _at_revision(text: str, store: str | Path | None) -> SpecData:
+    """A spec and its record as of a git revision; statuses from that revision's files."""
+    from engine.core.record import record_path
+    from engine.review.side import Context, open_side
+    from engine.review.sources import parse_source
+
+    source = parse_source(text)
+    context = Context(source.path.parent, str(store) if store else None)
+    side = open_side(source, [], None, context)
+    context.save()
+    return SpecData(side.spec, source.label, context.store, side.record, record_path(source.path), side.graph,
+                    side.statuses)
 
 
 def log_history(out: Path | None) -> list[dict] | None:
