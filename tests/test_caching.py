@@ -96,10 +96,11 @@ def test_comment_key_order_and_formatting_rerun_nothing(project):
 generate: {temperature: 0.80, prompts: ['Once']}
 evaluate:
   split: "test"
-train: {epochs: 1.0, learning_rate: 0.00005}
+train: {epochs: 1.0, learning_rate: 0.00005, x-why: notes inside a section are not hashed either}
 data:
   source:
     files: data/*.txt
+  x-source: a note the data stage never reads
 model: {path: model}
 seed: 1
 name: core

@@ -1,8 +1,6 @@
 """`engine cache ls | gc | verify`: inspect and clean the store."""
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import sys
@@ -73,15 +71,21 @@ def project_records(args, store) -> list[Path]:
 
 
 def read_records(paths: list[Path]) -> tuple[dict[Path, dict], list[str]]:
+    """{path: record} of the readable ones, and "path: why" for each one that is not."""
+    from engine.core.record import record_problem
+
     records, unreadable = {}, []
     for path in paths:
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(record.get("nodes"), dict):
-                raise ValueError("no nodes")
-            records[path] = record
-        except (OSError, ValueError, AttributeError) as exc:
+        except (OSError, ValueError) as exc:
             unreadable.append(f"{path}: {exc}")
+            continue
+        problem = record_problem(record)
+        if problem:
+            unreadable.append(f"{path}: {problem}")
+        else:
+            records[path] = record
     return records, unreadable
 
 
@@ -139,7 +143,7 @@ def gc(args) -> int:
         print("error: cannot read these records, so their entries cannot be told apart; nothing was removed:\n  "
               + "\n  ".join(unreadable) + "\nFix or delete them and run gc again.", file=sys.stderr)
         return 1
-    referenced = {n["key"] for record in records.values() for n in record["nodes"].values() if isinstance(n, dict) and "key" in n}
+    referenced = {n["key"] for record in records.values() for n in record["nodes"].values()}
     print(f"{len(records)} records reference {len(referenced)} entries "
           f"({', '.join(display_name(p) for p in paths[:5])}{', ...' if len(paths) > 5 else ''})")
     now = time.time()
@@ -153,7 +157,7 @@ def gc(args) -> int:
             kept_young += 1
             continue
         why = f"unused for {age_days:.0f} days" if stale else "no record references it"
-        with _try_lock(store, entry.key) as locked:
+        with store.claim(entry.key) as locked:
             if not locked:
                 kept_busy += 1
                 continue
@@ -171,29 +175,6 @@ def gc(args) -> int:
     print(f"{removed} entries, {_human(freed)}{' would be' if args.dry_run else ''} freed"
           + (f"; {'; '.join(notes)}" if notes else ""))
     return 0
-
-
-@contextlib.contextmanager
-def _try_lock(store, key: str):
-    """True when no run builds (`.lock`) or reads (`.use`) the entry now, holding both locks
-    meanwhile; else False: gc never waits for, or races, a build."""
-    fds: list[int] = []
-    try:
-        for suffix in (".lock", ".use"):
-            path = store.root / "locks" / f"{key}{suffix}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fds.append(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
-            fcntl.flock(fds[-1], fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        for fd in fds:
-            os.close(fd)
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        for fd in fds:
-            os.close(fd)
 
 
 def verify(args) -> int:
@@ -236,7 +217,7 @@ def _verify_inputs(args, store) -> None:
     changed = versioned = unreadable_inputs = 0
     for path, record in records.items():
         for name, node in record["nodes"].items():
-            inputs = node.get("payload", {}).get("inputs", {}) if isinstance(node, dict) else {}
+            inputs = node.get("payload", {}).get("inputs", {})
             for label, digest in inputs.items():
                 if label.startswith(NOT_FILES):
                     versioned += 1

@@ -16,8 +16,7 @@ from engine.errors import StageError
 
 
 def fault_hook(point: str, node: str) -> None:
-    """Fault injection for tests of the engine's guarantees: ENGINE_FAULT=POINT:NODE:ACTION, where
-    ACTION is `sleep=SECONDS` (announced on stderr first), `kill` (SIGKILL this process) or `fail`."""
+    """Act on ENGINE_FAULT when it names this point and node (see module docstring)."""
     wanted = os.environ.get("ENGINE_FAULT", "")
     if not wanted:
         return

@@ -22,7 +22,8 @@ from typing import Callable, Mapping
 
 from engine.core.stage import Registry, ignored_fields
 from engine.errors import EngineError
-from engine.spec import FrozenDict, Spec, freeze, thaw
+from engine.spec import FrozenDict, Spec, freeze
+from engine.spec.schema import NOTE_PREFIX
 
 Condition = Callable[[Spec], bool]
 
@@ -114,7 +115,8 @@ def _select(spec: Spec, dotted_paths: tuple[str, ...], ignored: Mapping[str, str
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = thaw(spec.get(dotted)) if ignored else spec.get(dotted)
+        node[parts[-1]] = spec.get(dotted)
+    out = _without_notes(out)
     for dotted in ignored:
         *parents, last = dotted.split(".")
         node = out
@@ -123,6 +125,13 @@ def _select(spec: Spec, dotted_paths: tuple[str, ...], ignored: Mapping[str, str
         if isinstance(node, dict):
             node.pop(last, None)
     return freeze(out)
+
+
+def _without_notes(value):
+    """`x-` keys are the user's notes: read by no stage, so in no key."""
+    if isinstance(value, dict):
+        return {k: _without_notes(v) for k, v in value.items() if not (isinstance(k, str) and k.startswith(NOTE_PREFIX))}
+    return value
 
 
 def resolve(spec: Spec, registry: Registry, pipeline: tuple[NodeTemplate, ...]) -> Graph:

@@ -3,8 +3,9 @@
 `specs/quickstart.yaml` -> `specs/quickstart.lock.json`. The record beside a spec describes that
 spec exactly: a run with `--set` overrides produces something else, so its record goes to the
 store instead (`.engine/runs/NAME.HASH.lock.json`, one per spec and set of overrides), where
-`engine show --set ...` and `engine cache gc` find it, and the spec's record is left alone. Per node: its key and payload (what it
-read: params, input digests, upstream keys, library versions), the headline metrics and facts
+`engine show --set ...` and `engine cache gc` find it, and the spec's record is left alone.
+
+Per node: its key and payload (what it read: params, input digests, upstream keys, library versions), the headline metrics and facts
 the stage reported (model revision, sizes), and the wall time of the run that built the entry.
 Sorted and free of timestamps of this run, so a fully cached rerun leaves it byte-identical.
 """
@@ -45,12 +46,21 @@ def read_record(spec_path: Path, path: Path | None = None) -> dict | None:
     except (OSError, ValueError) as exc:
         print(f"warning: ignoring the record {path}: {exc}; the next run rewrites it", file=sys.stderr)
         return None
-    nodes = record.get("nodes") if isinstance(record, dict) else None
-    if not isinstance(nodes, dict) or not all(isinstance(n, dict) and isinstance(n.get("key"), str) for n in nodes.values()):
-        print(f"warning: ignoring the record {path}: it is not a record of this engine; the next run rewrites it",
-              file=sys.stderr)
+    problem = record_problem(record)
+    if problem:
+        print(f"warning: ignoring the record {path}: {problem}; the next run rewrites it", file=sys.stderr)
         return None
     return record
+
+
+def record_problem(record) -> str | None:
+    """What makes parsed JSON not a record of this engine (no node map, a node without a key), or None."""
+    nodes = record.get("nodes") if isinstance(record, dict) else None
+    if not isinstance(nodes, dict):
+        return "it is not a record of this engine (no nodes)"
+    if not all(isinstance(n, dict) and isinstance(n.get("key"), str) for n in nodes.values()):
+        return "it is not a record of this engine (a node without a key)"
+    return None
 
 
 def node_record(entry) -> dict:

@@ -177,19 +177,24 @@ class Store:
             print(f"warning: the store {self.root} is writable by other users (mode {mode & 0o777:o}); anyone who can "
                   f"write there can plant outputs under valid keys. `chmod 700 {self.root}` fixes it.", file=sys.stderr)
 
-    @contextlib.contextmanager
-    def lock(self, key: str, on_wait=None) -> Iterator[None]:
-        """Exclusive advisory lock for one key; waits for another process holding it, calling
-        `on_wait()` once first. The lock file is never followed through a symlink."""
+    def _lock_file(self, key: str, suffix: str) -> int:
+        """Open `locks/KEY.SUFFIX` for flock, never through a symlink (a planted one is refused)."""
         locks = self.root / "locks"
+        path = locks / f"{key}.{suffix}"
         try:
             locks.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(locks / f"{key}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise StoreError(f"the lock file {locks / (key + '.lock')} is a symlink; refusing to follow it. "
+                raise StoreError(f"the lock file {path} is a symlink; refusing to follow it. "
                                  f"Remove it (someone planted it) and run again.") from exc
             raise StoreError(f"cannot create a lock in {locks}: {exc.strerror}; check the store is writable (--store DIR)") from exc
+
+    @contextlib.contextmanager
+    def lock(self, key: str, on_wait=None) -> Iterator[None]:
+        """Exclusive advisory lock for one key (held while building it); waits for another process
+        holding it, calling `on_wait()` once first."""
+        fd = self._lock_file(key, "lock")
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -197,21 +202,16 @@ class Store:
                 if on_wait is not None:
                     on_wait()
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            yield
         finally:
-            os.close(fd)
+            os.close(fd)  # closing drops the lock
 
     def hold(self, key: str) -> int | None:
-        """Mark an entry as in use by this process until `release` (a shared lock on its `.use`
+        """Mark an entry as in use by this process until `release` (a shared lock on its `use`
         file): `cache gc` never removes an entry a running build reads, however long it runs."""
         try:
-            locks = self.root / "locks"
-            locks.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(locks / f"{key}.use", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except OSError:
+            fd = self._lock_file(key, "use")
+        except StoreError:
             return None  # a read-only store: nothing can be removed from it either
         fcntl.flock(fd, fcntl.LOCK_SH)
         return fd
@@ -222,20 +222,25 @@ class Store:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def held(self, key: str) -> bool:
-        """Whether a running build holds this key's lock now (without waiting)."""
-        path = self.root / "locks" / f"{key}.lock"
+    @contextlib.contextmanager
+    def claim(self, key: str) -> Iterator[bool]:
+        """True, holding both locks, when no run builds (`lock`) or reads (`use`) the entry now;
+        else False at once: `cache gc` never waits for, or races, a run."""
+        fds: list[int] = []
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            return False
+            for suffix in ("lock", "use"):
+                fds.append(self._lock_file(key, suffix))
+                fcntl.flock(fds[-1], fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (OSError, StoreError):
+            for fd in fds:
+                os.close(fd)
+            yield False
+            return
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
+            yield True
         finally:
-            os.close(fd)
-        return False
+            for fd in fds:
+                os.close(fd)
 
     def new_staging(self, key: str) -> Path:
         """An empty staging dir for `key` (call while holding the key's lock; clears leftovers)."""

@@ -1,8 +1,9 @@
 """One graph for a whole sweep: the variants' graphs merged, each distinct stage once.
 
 Two variants' nodes are one node when they are the same stage kind, read the same fields
-(defaults written in, IGNORES left out) and are fed by the same nodes in the same roles; that
-is exactly when their keys would be equal. So sweeping `train.learning_rate` keeps one `model`
+(defaults written in, IGNORES left out) from specs in the same folder, and are fed by the same
+nodes in the same roles; that is exactly when their keys would be equal. Nothing is read to
+decide it: merging is as pure as resolving. So sweeping `train.learning_rate` keeps one `model`
 and one `data` node and makes a `train`, `evaluate` and `generate` per variant:
 
     model ──► data ──┬──► train[learning_rate=0.0001] ──► evaluate[learning_rate=0.0001]
@@ -39,8 +40,9 @@ def merge_variants(spec: Spec, graphs: list[tuple[str, FrozenDict, Graph]]) -> G
         for name in graph.order:
             node = graph.nodes[name]
             inputs = sorted((role, identity_of[(index, dep)]) for role, dep in node.inputs.items())
-            files = sorted(graph.registry[node.kind].inputs(graph.spec_of(node)))  # labels: which files, not their bytes
-            identity = canonical_json([node.kind, node.params, inputs, node.output_deps, files])
+            # the folder its relative paths are read from: a referenced spec elsewhere reads other files
+            folder = str(graph.spec_of(node).root)
+            identity = canonical_json([node.kind, node.params, inputs, node.output_deps, folder])
             identity_of[(index, name)] = identity
             first.setdefault(identity, (index, node))
             users.setdefault(identity, []).append(index)

@@ -71,39 +71,19 @@ class SpecData:
 
 
 def load(spec_path: str | Path, store: str | Path | None = None) -> SpecData:
-    """Load and resolve a spec, read its record and the status of each node (see module docstring)."""
+    """Load and resolve a spec (a path, or REV:path read from git), read its record and the status
+    of each node, as `engine diff` and `compare` weigh a side (engine/review/side.py)."""
     from engine.api import spec_label
-    from engine.core.digests import DigestCache
-    from engine.core.record import read_record, record_path
-    from engine.core.status import record_status
-    from engine.core.store import default_root
-    from engine.pipeline import resolve_spec
-    from engine.spec import load_spec
-
-    text = str(spec_path)
-    if ":" in text and not Path(text).exists():  # REV:path, read from git, as `engine diff` reads it
-        return _at_revision(text, store)
-    spec = load_spec(Path(spec_path))
-    the_store = Store(Path(store).resolve() if store else default_root(spec.root))
-    record_file = record_path(spec.path)
-    record = read_record(spec.path, record_file)
-    graph = resolve_spec(spec)
-    statuses = record_status(graph, the_store, DigestCache(the_store.state_db), record)
-    return SpecData(spec, spec_label(spec), the_store, record, record_file, graph, statuses)
-
-
-def _at_revision(text: str, store: str | Path | None) -> SpecData:
-    """A spec and its record as of a git revision; statuses from that revision's files."""
     from engine.core.record import record_path
     from engine.review.side import Context, open_side
     from engine.review.sources import parse_source
 
-    source = parse_source(text)
+    source = parse_source(str(spec_path))
     context = Context(source.path.parent, str(store) if store else None)
     side = open_side(source, [], None, context)
     context.save()
-    return SpecData(side.spec, source.label, context.store, side.record, record_path(source.path), side.graph,
-                    side.statuses)
+    label = source.label if source.rev else spec_label(side.spec)
+    return SpecData(side.spec, label, context.store, side.record, record_path(source.path), side.graph, side.statuses)
 
 
 def log_history(out: Path | None) -> list[dict] | None:

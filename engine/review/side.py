@@ -13,7 +13,6 @@ that output (the same key made it).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,17 +142,19 @@ def read_record(source: SpecSource, spec: Spec, overrides: list[str], store: Sto
     from engine.core.record import override_record_path, record_path
 
     if overrides:
-        from engine.core.project import project_root
+        from engine.api import spec_label
 
-        label = Path(os.path.relpath(spec.path, project_root(spec.root))).as_posix()
-        path = override_record_path(store.root, label, spec.name, overrides)
+        path = override_record_path(store.root, spec_label(spec), spec.name, overrides)
         raw = _read(lambda p: p.read_bytes(), path)
     else:
         raw = _read(source.reader() or (lambda p: p.read_bytes()), record_path(source.path))
+    from engine.core.record import record_problem
+
     try:
-        return json.loads(raw) if raw is not None else None
+        record = json.loads(raw) if raw is not None else None
     except ValueError:
         return None
+    return None if record is None or record_problem(record) else record
 
 
 def _read(reader, path: Path) -> bytes | None:
