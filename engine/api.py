@@ -106,9 +106,9 @@ class _Silent:
         pass
 
     def progress(self, node: str, total, description: str):
-        from engine.core.context import _NoBar
+        from engine.core.context import NoBar
 
-        return _NoBar()
+        return NoBar()
 
 
 def run(p: Plan, reporter: Reporter | None = None, *, trust_remote_code: bool = False,

@@ -150,10 +150,11 @@ def show(args) -> int:
     from rich.table import Table
 
     from engine.core.digests import DigestCache
-    from engine.pipeline import resolve_spec as resolve
     from engine.core.record import read_record, record_path
     from engine.core.status import CURRENT, record_status, summary
     from engine.core.store import Store, default_root
+    from engine.pipeline import resolve_spec as resolve
+    from engine.review.metrics import stage_headlines
     from engine.spec import load_spec
 
     spec = load_spec(Path(args.spec), args.overrides)
@@ -187,7 +188,7 @@ def show(args) -> int:
     order = {name: i for i, name in enumerate(graph.order)}  # pipeline order, not alphabetical
     nodes = sorted(record["nodes"].items(), key=lambda item: order.get(item[0], len(order)))
     for name, node in nodes:
-        wanted = None if args.all else headline_metrics(spec, node.get("kind", ""))
+        wanted = None if args.all else stage_headlines(spec, node.get("kind", ""))
         metrics = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in node["metrics"].items()
                             if not isinstance(v, (dict, list)) and (wanted is None or k in wanted))
         colour = "green" if node["status"] == CURRENT else "yellow"
@@ -216,13 +217,17 @@ def show(args) -> int:
 
 def run_summary(p, entries: dict) -> list[str]:
     """The end of a run: headline numbers before -> after fine-tuning, and the first sample as text."""
+    from engine.review.metrics import stage_headlines
+
     lines = []
     for kind in ("evaluate", "generate"):
         after, before = entries.get(kind), entries.get(f"{kind}[baseline]")
         if after is None:
             continue
         shown = []
-        for name in sorted(headline_metrics(p.spec, kind) - {"samples"}):
+        for name in stage_headlines(p.spec, kind):
+            if name == "samples":
+                continue
             new = after.manifest.get("result", {}).get("metrics", {}).get(name)
             old = before.manifest.get("result", {}).get("metrics", {}).get(name) if before else None
             if isinstance(new, (int, float)):
@@ -238,17 +243,6 @@ def run_summary(p, entries: dict) -> list[str]:
             lines.append("first sample:")
             lines += [f"  {line}" for line in text[:12]] + (["  ..."] if len(text) > 12 else [])
     return lines
-
-
-def headline_metrics(spec, kind: str) -> set[str]:
-    """The numbers `show` prints per stage kind without --all (the rest: --all, --json, the record)."""
-    from engine.review.metrics import CHECK_HEADLINES, TASK_HEADLINES
-
-    if kind == "evaluate":
-        return {metric for _, metric in TASK_HEADLINES.get(spec.get("task"), ())} | {"loss"}
-    if kind == "generate":
-        return {CHECK_HEADLINES[c] for c in spec.get("generate.checks") or () if c in CHECK_HEADLINES} | {"samples"}
-    return {"train": {"final_loss", "eval_loss", "tokens_per_s"}, "data": {"train_tokens"}}.get(kind, set())
 
 
 def _class_table(name: str, metrics: dict):

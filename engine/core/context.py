@@ -35,11 +35,11 @@ class StageContext:
 
     def bar(self, total: float | None, description: str) -> ProgressBar:
         if self.progress is None:
-            return _NoBar()
+            return NoBar()
         return self.progress(total, description)
 
 
-class _NoBar:
+class NoBar:
     def advance(self, steps: float = 1, **fields: Any) -> None:
         pass
 

@@ -5,7 +5,8 @@ and valid while (device, inode, size, mtime_ns, ctime_ns) are unchanged. Content
 `touch` rehashes the file and finds the same digest, so nothing reruns. The inode change time is
 in the stamp because no user tool can put it back: a same-size edit with the mtime restored
 (`touch -d`, `os.utime`) still changes ctime, so it is rehashed. `--rehash` and
-`engine cache verify --inputs` ignore the cache altogether. A damaged database is rebuilt.
+`engine cache verify` (which rehashes the inputs records name) ignore the cache altogether. A
+damaged database is rebuilt.
 """
 from __future__ import annotations
 

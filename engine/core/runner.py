@@ -166,7 +166,7 @@ def _build(step: Step, graph: Graph, store: Store, digests: DigestCache, reporte
             reporter.event(Event("started", name, render_all(step.reasons)))
             started = time.time()
             ctx = StageContext(
-                name=name, params=step.node.given or step.node.params,
+                name=name, params=step.node.given,  # what the stage reads: its key fields and its IGNORES
                 inputs={role: upstream[dep].out for role, dep in step.node.inputs.items()},
                 out=staging / "out", work=store.work_dir(key), seed=graph.spec_of(step.node).get("seed"),
                 spec_root=graph.spec_of(step.node).root, runtime=graph.spec.get("runtime"), options=options,

@@ -8,20 +8,7 @@ from __future__ import annotations
 from engine.core.status import CURRENT
 from engine.report.data import SpecData, Variant
 from engine.report.markup import Html, join, number, table, tag
-
-STAGE_HEADLINES = {"train": ("final_loss", "eval_loss", "steps", "tokens_per_s"), "data": ("train_tokens",)}
-
-
-def headline_metrics(data: SpecData, kind: str) -> tuple[str, ...]:
-    """The numbers the stage table shows per stage kind (the metrics tables show every number)."""
-    from engine.review.metrics import CHECK_HEADLINES, TASK_HEADLINES
-
-    if kind == "evaluate":
-        return tuple(dict.fromkeys(["loss", *(m for _, m in TASK_HEADLINES.get(data.spec.get("task"), ()))]))
-    if kind == "generate":
-        return tuple(CHECK_HEADLINES[c] for c in data.spec.get("generate.checks") or () if c in CHECK_HEADLINES) + ("samples",)
-    return STAGE_HEADLINES.get(kind, ())
-
+from engine.review.metrics import stage_headlines
 
 def stage_table(data: SpecData) -> Html:
     """Node, kind, status, key, wall time, whether its output is in the store, headline metrics."""
@@ -35,7 +22,7 @@ def stage_table(data: SpecData) -> Html:
         else:
             stored = "in store" if data.out(name) else tag("span", "not in store", class_="bad")
             metrics = node.get("metrics", {})
-            shown = "; ".join(f"{m} {number(metrics[m])}" for m in headline_metrics(data, kind) if m in metrics)
+            shown = "; ".join(f"{m} {number(metrics[m])}" for m in stage_headlines(data.spec, kind) if m in metrics)
             rows.append([tag("code", name), kind, _state(state), tag("code", node["key"][:12]),
                          tag("span", f"{node.get('wall_s', 0):.1f} s", class_="nowrap"), stored, shown])
         classes.append(None if state == CURRENT else "stale")

@@ -36,6 +36,19 @@ def headline(spec) -> list[tuple[str, str]]:
     return out
 
 
+STAGE_HEADLINES = {"train": ("final_loss", "eval_loss", "steps", "tokens_per_s"), "data": ("train_tokens",)}
+
+
+def stage_headlines(spec, kind: str) -> tuple[str, ...]:
+    """The numbers shown for a stage of this kind where space is short (`engine show`, the report's
+    stage table); every number is in the record, `show --all` and the report's metrics tables."""
+    if kind == "evaluate":
+        return tuple(dict.fromkeys(["loss", *(m for _, m in TASK_HEADLINES.get(spec.get("task"), ()))]))
+    if kind == "generate":
+        return tuple(CHECK_HEADLINES[c] for c in spec.get("generate.checks") or () if c in CHECK_HEADLINES) + ("samples",)
+    return STAGE_HEADLINES.get(kind, ())
+
+
 def short_name(node: str, metric: str) -> str:
     """`eval.ppl` for evaluate.perplexity: a column header that fits beside others."""
     return f"{SHORT.get(node, node)}.{SHORT.get(metric, metric)}"
