@@ -44,16 +44,6 @@ def _plan(args):
                     rehash=args.rehash)
 
 
-def override_record(spec, store, overrides: list[str]) -> Path | None:
-    """The store-side record of a run with `--set` overrides (None without overrides)."""
-    from engine.api import spec_label
-    from engine.core.record import override_record_path
-
-    if not overrides:
-        return None
-    return override_record_path(store.root, spec_label(spec), spec.name, overrides)
-
-
 def print_plan(steps, stream=None) -> None:
     from rich.console import Console
     from rich.markup import escape
@@ -150,7 +140,8 @@ def show(args) -> int:
     from rich.table import Table
 
     from engine.core.digests import DigestCache
-    from engine.core.record import read_record, record_path
+    from engine.api import spec_label
+    from engine.core.record import override_record_path, read_record, record_path
     from engine.core.status import CURRENT, record_status, summary
     from engine.core.store import Store, default_root
     from engine.pipeline import resolve_spec as resolve
@@ -159,7 +150,8 @@ def show(args) -> int:
 
     spec = load_spec(Path(args.spec), args.overrides)
     store = Store(Path(args.store).resolve() if args.store else default_root(spec.root))
-    record_file = override_record(spec, store, args.overrides) or record_path(spec.path)
+    record_file = (override_record_path(store.root, spec_label(spec), spec.name, args.overrides) if args.overrides
+                   else record_path(spec.path))
     record = read_record(spec.path, record_file)
     if record is None:
         how = f"engine run {args.spec}" + "".join(f" --set {shlex.quote(o)}" for o in args.overrides)
