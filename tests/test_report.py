@@ -188,3 +188,60 @@ def test_one_spec_at_several_revisions_makes_one_page(project, capsys):
     page = report(capsys, spec, "--rev", "HEAD")
     assert f"HEAD:{spec}" in page and page.count("out of date") >= 1
     assert main(["report", "specs/r.yaml", "specs/x.yaml", "--rev", "HEAD"]) == 2
+
+
+TUNE = "X: 1\nT: A Test Reel\nM: 4/4\nL: 1/8\nK:D\n"
+TUNES_SPEC = SPEC.replace("name: scenes", "name: tunes").replace('prompts: ["Once"]', 'prompts: ["X: 1"]\n  checks: [abc]')
+
+
+def run_tunes(project: Path) -> str:
+    """A spec whose samples get the `abc` check: one baseline sample abcjs cannot draw (a blank
+    line ends a tune: it has headers and no notes), one that it can, and two fine-tuned tunes."""
+    (project / "specs" / "t.yaml").write_text(TUNES_SPEC)
+    assert main(["run", "specs/t.yaml"]) == 0
+    def rows(*completions: str) -> list[dict]:
+        abc = {"parses": True, "has_headers": True, "complete_bars": False}
+        return [dict(row, prompt=TUNE, abc=abc) for row in samples(*completions)]
+
+    put(project, "t", "generate[baseline]", "samples.jsonl", rows("\nnot a tune", "ab|c<d>e|"))
+    put(project, "t", "generate", "samples.jsonl",
+        rows("|:d2fd A2FA|d2fd e2ce|d2fd A2FA|B2AF E2D2:|", "GABc dedB|dBAG FAdB|AGFE D4|]"))
+    return "specs/t.yaml"
+
+
+def test_abc_samples_get_the_inlined_renderer_and_one_score_each(project, capsys):
+    from engine.report.sheet import abcjs
+
+    page = report(capsys, run_tunes(project))
+    assert page.count('<div class="abc-score" data-abc="') == 4  # one per sample, both sides
+    assert 'data-abc="X: 1\nT: A Test Reel\nM: 4/4\nL: 1/8\nK:D\n|:d2fd A2FA|' in page  # prompt + completion
+    assert "ab|c&lt;d&gt;e|</pre>" in page  # the text beside it, escaped
+    assert page.count(abcjs()) == 1 and page.count("<script>") == 2  # abcjs once, then the call that draws
+    assert "ABCJS.renderAbc" in page and page.index("</main>") < page.index("<script>")
+    assert not re.search(r"<(link|img|iframe)\b|\bsrc=|@import", page.replace(abcjs(), ""), re.I)  # nothing to fetch
+
+
+def test_a_page_without_tunes_has_no_renderer(project, capsys):
+    page = report(capsys, run_and_fill(project))
+    assert 'class="abc-score"' not in page and "ABCJS" not in page and "<script" not in page
+    assert len(page.encode()) < 100_000  # abcjs alone is ~500 KB
+
+
+def test_the_vendored_abcjs_is_the_pinned_file_and_the_package_carries_it():
+    import hashlib
+    import tomllib
+
+    from engine.report import sheet
+
+    vendor = Path(sheet.__file__).parent / "vendor" / "abcjs"
+    readme = (vendor / "README.md").read_text()
+    version, digest = re.search(r"abcjs \*\*(\S+)\*\*", readme)[1], re.search(r"sha256\s+`([0-9a-f]{64})`", readme)[1]
+    script = (vendor / "abcjs-basic-min.js").read_bytes()
+    assert hashlib.sha256(script).hexdigest() == digest
+    assert f"abcjs_basic v{version} ".encode() in script[:1500]
+    assert "Permission is hereby granted" in (vendor / "LICENSE.md").read_text()  # MIT, kept beside it
+    assert not re.search(rb"</script|<!--", script, re.I)  # inlined as it is, it cannot end its <script> early
+    globs = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["engine"]
+    package = Path(sheet.__file__).parents[1]
+    carried = {p for g in globs for p in package.glob(g)}
+    assert {vendor / n for n in ("abcjs-basic-min.js", "LICENSE.md", "README.md")} <= carried

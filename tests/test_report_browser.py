@@ -1,16 +1,16 @@
 """The report in a real browser: headless Chromium renders it without console errors, and the
-charts and samples are in the rendered page. Skipped where no `chromium` is installed (.ci/run
+charts and samples are in the rendered page, ABC tunes drawn as sheet music. Skipped where no `chromium` is installed (.ci/run
 installs Debian's when it can)."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from engine.cli import main
-from test_report import run_and_fill
+from test_report import run_and_fill, run_tunes
 from test_team_contract import fakes, project  # noqa: F401 - fixtures
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -35,3 +35,23 @@ def test_the_report_renders_in_chromium_without_console_errors(project, capsys, 
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom.stdout  # a sample's markup stays text
     shot = chromium(f"--screenshot={tmp_path / 'report.png'}", "--window-size=1200,1600", url)
     assert shot.returncode == 0 and (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_abc_samples_become_sheet_music_in_chromium(project, capsys, tmp_path):
+    assert main(["report", run_tunes(project), "-o", str(tmp_path / "tunes.html")]) == 0
+    dom = chromium("--dump-dom", (tmp_path / "tunes.html").as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line or "Failed to load resource" in line]
+    assert console == [], console
+    main_part = dom.stdout[:dom.stdout.index("</main>")]  # the inlined abcjs source after it holds svg markup too
+    scores = re.findall(r'<div class="abc-score[^"]*" data-abc="[^"]*" data-drawn="(yes|no)"[^>]*>(.*?)</div><pre>',
+                        main_part, re.S)
+    # per sample row, baseline then fine-tuned: the baseline's headers-only tune, then 23, 5 and 21 notes
+    assert [drawn for drawn, _ in scores] == ["no", "yes", "yes", "yes"]
+    assert "abcjs could not draw this text" in scores[0][1] and "<svg" not in scores[0][1]
+    for (_, inner), notes in zip(scores[1:], (23, 5, 21)):
+        assert inner.count("<svg") == 1
+        assert inner.count('class="abcjs-top-line"') >= 1  # a staff
+        assert inner.count('data-name="note"') == notes
+        assert inner.count('data-name="bar"') >= 1
+    assert "|:d2fd A2FA|d2fd e2ce|" in main_part  # the text stays beside the score

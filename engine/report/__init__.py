@@ -6,6 +6,7 @@
     charts.py   loss and learning rate per step (matplotlib, imported only here, as inline SVG)
     samples.py  baseline and fine-tuned samples side by side, with their checks
     tiles.py    level samples drawn as tiles
+    sheet.py    ABC tunes drawn as sheet music in the browser (vendored abcjs, inline only when needed)
     page.py     the page: inline styles, a section per spec
 
 It writes nothing but the page (and the store's digest cache, as `engine show` does).

@@ -1,8 +1,9 @@
 """The report page: one self-contained HTML file, a section per spec.
 
 Styles are inline and images are inline SVG, so the file opens anywhere without a network and
-can be mailed or attached to a pull request. Nothing from the clock goes in: the same records and
-store give the same bytes.
+can be mailed or attached to a pull request. A page with ABC tunes also carries, inline, the
+script that draws them (sheet.py); any other page has no script. Nothing from the clock goes in:
+the same records and store give the same bytes.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from engine.report.data import SpecData
 from engine.report.fields import changed_fields
 from engine.report.markup import Html, join, tag
 from engine.report.samples import samples_section
+from engine.report.sheet import scripts
 from engine.report.tables import comparison_table, metrics_tables, stage_table, sweep_table
 from engine.spec.sweep import show
 
@@ -43,7 +45,8 @@ tr.stale td{color:#8a93a6;font-style:italic}tr.change td{font-weight:600}
 .side-head{font-size:13px}.sample-head,.prompt-head{margin:6px 0 0;color:#55607a;font-size:12px}
 mark{background:#ffd7a8;border-radius:2px}
 ul.checks{list-style:none;padding:0;margin:2px 0;font-size:12px;color:#44506a}ul.checks li{display:inline-block;margin-right:12px}
-.level-box{overflow-x:auto}svg.level{display:block;image-rendering:pixelated}
+.level-box{overflow-x:auto}.tune{display:flex;flex-wrap:wrap;gap:4px 12px;align-items:flex-start}
+.abc-score{flex:1 1 380px;min-width:0}.tune>pre{flex:1 1 220px;min-width:0}svg.level{display:block;image-rendering:pixelated}
 .legend{font-size:12px;color:#44506a}.tile{margin-right:10px;white-space:nowrap}
 .tile i{display:inline-block;width:10px;height:10px;margin-right:3px;vertical-align:-1px;border:1px solid #0002}
 details>summary{cursor:pointer;font-weight:600;margin:8px 0 4px}
@@ -62,7 +65,8 @@ def render(specs: list[SpecData]) -> str:
     parts.extend(section(d) for d in specs)
     head = join([Html('<meta charset="utf-8">'), Html('<meta name="viewport" content="width=device-width, initial-scale=1">'),
                  tag("title", f"engine report: {names}"), Html(f"<style>{CSS}</style>")])
-    return f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>{head}</head>\n<body><main>{join(parts)}</main></body>\n</html>\n"
+    body = join(parts)
+    return f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>{head}</head>\n<body><main>{body}</main>{scripts(body)}</body>\n</html>\n"
 
 
 def section(data: SpecData) -> Html:

@@ -4,25 +4,29 @@ Per prompt, sample i of the baseline beside sample i of the fine-tuned model, as
 preformatted text with each sample's check results under it. The passage a sample shares with
 the training data (`copy_passage`, shortened to its first characters in samples.jsonl; its full
 length is `copy_span`) is highlighted where it starts in the completion. Level samples are also
-drawn as tiles. A sweep shows each variant in a folded section, the best one open.
+drawn as tiles, and ABC tunes as sheet music (in the browser, sheet.py) with their text. A sweep
+shows each variant in a folded section, the best one open.
 """
 from __future__ import annotations
 
 from engine.report.data import SpecData, Variant, samples
 from engine.report.markup import Html, esc, join, number, tag
+from engine.report.sheet import is_tunes, score
 from engine.report.tiles import legend, level_svg
 
 MAX_PER_PROMPT = 16
+LEVEL, TUNE = "level", "tune"  # how a sample is drawn besides its text
 NOT_CHECKS = {"prompt_index", "sample", "prompt", "completion", "completion_ids", "copy_passage"}
 
 
 def samples_section(data: SpecData, best: str | None = None) -> Html:
     """Every variant's samples beside its baseline's (see module docstring)."""
     levels = data.spec.get("data.source.corpus") == "mario-levels"
+    drawing = LEVEL if levels else TUNE if is_tunes(data.spec) else None
     blocks = []
     pairs = generate_pairs(data.variants())
     for label, tuned, baseline in pairs:
-        block = side_by_side(data, baseline, tuned, levels)
+        block = side_by_side(data, baseline, tuned, drawing)
         if len(pairs) > 1:
             summary = label + (" (best)" if label == best else "")
             block = tag("details", join([tag("summary", summary), block]), open="" if label == best else None)
@@ -42,7 +46,7 @@ def generate_pairs(variants: list[Variant]) -> list[tuple[str, str, str | None]]
     return list(seen.values())
 
 
-def side_by_side(data: SpecData, baseline: str | None, tuned: str, levels: bool) -> Html:
+def side_by_side(data: SpecData, baseline: str | None, tuned: str, drawing: str | None) -> Html:
     sides = [(name, heading) for name, heading in ((baseline, "before fine-tuning"), (tuned, "fine-tuned")) if name]
     rows = {name: _rows(data, name) for name, _ in sides}
     columns = len(sides)
@@ -64,7 +68,7 @@ def side_by_side(data: SpecData, baseline: str | None, tuned: str, levels: bool)
                     for name, _ in sides}
         count = max(len(v) for v in per_side.values())
         for i in range(min(count, MAX_PER_PROMPT)):
-            cells = [_cell(per_side[name][i], levels) if i < len(per_side[name]) else tag("div", "", class_="cell")
+            cells = [_cell(per_side[name][i], drawing) if i < len(per_side[name]) else tag("div", "", class_="cell")
                      for name, _ in sides]
             body.append(tag("div", join(cells), class_=f"grid cols{columns}"))
         if count > MAX_PER_PROMPT:
@@ -89,12 +93,15 @@ def _int(value) -> int:
     return value if isinstance(value, int) else -1
 
 
-def _cell(row: dict, levels: bool) -> Html:
+def _cell(row: dict, drawing: str | None) -> Html:
     text = completion(row)
+    prompt, raw = str(row.get("prompt", "")), str(row.get("completion", ""))
     parts = [tag("p", f"sample {row.get('sample', '?')}", class_="sample-head")]
-    if levels:
-        parts.append(tag("div", level_svg(str(row.get("prompt", "")), str(row.get("completion", ""))), class_="level-box"))
+    if drawing == LEVEL:
+        parts.append(tag("div", level_svg(prompt, raw), class_="level-box"))
         parts.append(tag("details", join([tag("summary", "text"), tag("pre", text)])))
+    elif drawing == TUNE:
+        parts.append(tag("div", join([score(prompt, raw), tag("pre", text)]), class_="tune"))
     else:
         parts.append(tag("pre", text))
     parts.append(checks(row))
