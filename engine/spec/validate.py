@@ -41,11 +41,28 @@ def validate(data: dict, places: dict[tuple, Place], fallback_file: str) -> list
     task = data.get("task", "causal-lm")
     for error in _validator().iter_errors(data):
         problems.extend(_explain(error, places, fallback_file, task))
-    text = data.get("data", {}).get("text") if isinstance(data.get("data"), dict) else None
-    if isinstance(text, str):
-        problems.extend(_problem(("data", "text"), message, places, fallback_file) for message in template_problems(text))
+    section = data.get("data") if isinstance(data.get("data"), dict) else {}
+    for key in ("text", "prompt", "completion"):
+        if isinstance(section.get(key), str):
+            problems.extend(_problem(("data", key), message, places, fallback_file)
+                            for message in template_problems(section[key]))
+    problems.extend(_problem(("data", key), message, places, fallback_file, at_key=True)
+                    for key, message in _form_clashes(section))
     unique = {(p.file, p.line, p.col, p.path, p.message): p for p in problems}
     return list(unique.values())
+
+
+def _form_clashes(section: dict) -> list[tuple[str, str]]:
+    """(key, message) for data keys that name two forms of example at once: text, prompt/completion, messages."""
+    out = []
+    if "messages" in section:
+        out += [(key, f"does not go with data.messages (chat data); remove {key}, or messages for "
+                      f"{'plain text' if key == 'text' else 'prompt/completion'} data")
+                for key in ("text", "prompt", "completion") if key in section]
+    elif "text" in section:
+        out += [(key, "does not go with data.text: prompt/completion data replaces the text template; remove text")
+                for key in ("prompt", "completion") if key in section]
+    return out
 
 
 def template_problems(template: str) -> list[str]:

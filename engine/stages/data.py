@@ -15,6 +15,7 @@ from pathlib import Path
 
 from engine.core.payload import Known
 from engine.errors import StageError
+from engine.stages import instructions
 from engine.stages import records as rec
 from engine.stages.tokens import causal_examples, classification_examples
 
@@ -29,7 +30,8 @@ def reads(spec) -> tuple[str, ...]:
     from engine.tasks import TASKS
 
     packs = TASKS[spec.get("task")].packs  # a classifier never packs: `data.packing` is not in its key
-    fields = tuple(f"data.{name}" for name in spec.get("data") if packs or name != "packing")
+    unread = set() if instructions.mode(spec.get("data")) == "text" else {"text"}  # the default `{text}` is unused
+    fields = tuple(f"data.{name}" for name in spec.get("data") if (packs or name != "packing") and name not in unread)
     return ("task", "seed") + fields + tuple(IGNORES)
 
 
@@ -108,13 +110,18 @@ def load_splits(data: dict, seed: int, root: Path, bad_rows: rec.BadRows | None 
     """
     bad_rows = bad_rows or rec.BadRows(data.get("on_bad_rows", "error"))
     by = data.get("split", {}).get("by")
-    uses = {name: "the template data.text" for name in rec.template_fields(data["text"])}
+    form = instructions.mode(data)
+    uses = instructions.uses(data) if form != "text" else {
+        name: "the template data.text" for name in rec.template_fields(data["text"])}
     if data.get("label"):
         uses[data["label"]] = "the label data.label"
     if by:
         uses[by] = "data.split.by"
     per_group = {split: rec.finite_only(records, uses, bad_rows)
                  for split, records in load_records(data, root, bad_rows).items()}
+    if form == "chat":
+        per_group = {split: instructions.well_formed(records, data["messages"], bad_rows)
+                     for split, records in per_group.items()}
     drawn = None  # how many records (or groups) the split fractions were applied to
     if "all" in per_group:
         records = per_group["all"]
@@ -131,7 +138,7 @@ def load_splits(data: dict, seed: int, root: Path, bad_rows: rec.BadRows | None 
     out = {}
     for split in rec.SPLITS:
         records = per_group.get(split, [])
-        out[split] = {"text": rec.render(records, data["text"])}
+        out[split] = instructions.columns(records, data) if form != "text" else {"text": rec.render(records, data["text"])}
         if data.get("label"):
             out[split]["label"] = rec.field_values(records, data["label"], "the label data.label")
     return out
@@ -174,12 +181,15 @@ def run(ctx) -> dict:
     splits = load_splits(data, ctx.seed, ctx.spec_root, bad_rows, needs)
     tokenizer = TASKS[ctx.params["task"]].preprocessor(ctx.inputs["model"] / "model")
     classify = TASKS[ctx.params["task"]].labelled
-    bar = ctx.bar(sum(len(v["text"]) for v in splits.values()), "tokenizing")
-    datasets, facts = (classification_examples if classify else causal_examples)(splits, tokenizer, data, bar)
+    bar = ctx.bar(sum(len(next(iter(v.values()))) for v in splits.values()), "tokenizing")
+    if instructions.mode(data) != "text":
+        datasets, facts = instructions.instruction_examples(splits, tokenizer, data, bar, bad_rows)
+    else:
+        datasets, facts = (classification_examples if classify else causal_examples)(splits, tokenizer, data, bar)
     bar.close()
     for split, (why, fix) in needs.items():
         if split not in datasets:
-            raise StageError(f"the {split} split has no examples: its {len(splits[split]['text'])} text(s) are blank or "
+            raise StageError(f"the {split} split has no examples: its {len(next(iter(splits[split].values())))} text(s) are blank or "
                              f"shorter than 2 tokens, and {why}; add data" + (f", or {fix}" if fix else ""))
     if bad_rows.policy == "skip":
         facts.update({"skipped_rows": len(bad_rows.skipped), "skipped_examples": bad_rows.skipped[:SKIPPED_SHOWN]})
@@ -191,6 +201,9 @@ def run(ctx) -> dict:
     (ctx.out / "info.json").write_text(json.dumps(facts, indent=1, sort_keys=True), encoding="utf-8")
     shape = "one truncated example per text" if classify else (
         "packed into blocks" if data["packing"] else "one per text") + f" of {data['max_length']} tokens"
+    if instructions.mode(data) != "text":
+        cut = ", ".join(f"{n} {split}" for split, n in facts["truncated"].items() if n)
+        shape += f"; loss on {facts['train_learned_tokens']:,} answer tokens in train" + (f"; cut at max_length: {cut}" if cut else "")
     ctx.log(f"train {facts['train_examples']} examples ({facts['train_tokens']:,} tokens), "
             f"validation {facts['validation_examples']}, test {facts['test_examples']}; {shape}")
     return {"metrics": {"train_tokens": facts["train_tokens"]}, "facts": facts}

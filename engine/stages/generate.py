@@ -15,7 +15,11 @@ PRODUCES = ("samples.jsonl", "metrics.json")  # what out/ holds; the first that 
 def reads(spec) -> tuple[str, ...]:
     fields = ("task", "generate.prompts", "generate.samples_per_prompt", "generate.max_new_tokens", "generate.temperature",
               "generate.top_p", "generate.top_k", "generate.repetition_penalty", "generate.seed", "generate.checks",
-              "generate.copy_span")
+              "generate.copy_span", "generate.chat")
+    if spec.get("generate.chat"):
+        fields += ("data.chat_template",)
+    if any(isinstance(prompt, dict) for prompt in spec.get("generate.prompts")):
+        fields += ("data.prompt",)
     return fields + (() if spec.has("generate.seed") else ("seed",))  # `baseline` only adds a node
 
 
@@ -49,12 +53,14 @@ def run(ctx) -> dict:
     if not greedy:
         settings.update(temperature=params["temperature"], top_p=params["top_p"], top_k=params["top_k"] or None)
     count = params["samples_per_prompt"]
-    bar = ctx.bar(len(params["prompts"]) * count, "generating")
+    prompts = prompt_texts(params["prompts"], ctx.params.get("data", {}), tokenizer, params.get("chat", False))
+    bar = ctx.bar(len(prompts) * count, "generating")
     rows = []
     with torch.no_grad():
-        for number, prompt in enumerate(params["prompts"]):
+        for number, prompt in enumerate(prompts):
             set_seed(seed + number)
-            encoded = tokenizer(prompt, return_tensors="pt").to(device)
+            # a chat prompt holds the template's special tokens as text; plain prompts keep the tokenizer's own
+            encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=not params.get("chat")).to(device)
             outputs = model.generate(**encoded, num_return_sequences=count, **settings)
             for index, output in enumerate(outputs):
                 new_tokens = output[encoded["input_ids"].shape[1]:]
@@ -73,6 +79,27 @@ def run(ctx) -> dict:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     ctx.log(f"{len(rows)} samples; first: {rows[0]['completion'][:120]!r}")
     return {"metrics": metrics}
+
+
+def prompt_texts(prompts: list, data: dict, tokenizer, chat: bool) -> list[str]:
+    """The texts the model continues: a record prompt rendered by `data.prompt`; with `chat`, each
+    prompt as a user turn through the chat template, ending where the assistant's answer starts."""
+    from engine.errors import StageError
+    from engine.stages import instructions
+    from engine.stages.records import Record, render
+
+    texts = []
+    for number, prompt in enumerate(prompts):
+        if isinstance(prompt, dict):
+            if not data.get("prompt"):
+                raise StageError(f"generate.prompts[{number}] is a record, which needs data.prompt to render it; "
+                                 "give the prompt as text, or set data.prompt")
+            prompt = render([Record(dict(prompt), f"generate.prompts[{number}]")], data["prompt"], "data.prompt")[0]
+        texts.append(prompt)
+    if chat:
+        template = instructions.chat_template(tokenizer, data)
+        texts = [instructions.chat_prompt(tokenizer, template, [{"role": "user", "content": text}]) for text in texts]
+    return texts
 
 
 class CheckContext:

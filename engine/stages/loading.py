@@ -47,6 +47,7 @@ class PadCollator:
 
     Unlike DataCollatorForLanguageModeling it masks by position, not by token id, so an
     end-of-text token used as padding is still learned where it separates packed texts.
+    Rows with a `labels` list (instruction data: -100 on prompt tokens) keep theirs, padded with -100.
     """
 
     def __init__(self, pad_id: int):
@@ -63,6 +64,9 @@ class PadCollator:
             ids[i, :n] = torch.tensor(row["input_ids"], dtype=torch.long)
             mask[i, :n] = 1
         labels = ids.masked_fill(mask == 0, -100)
+        if isinstance(rows[0].get("labels"), list):
+            for i, row in enumerate(rows):
+                labels[i, :len(row["labels"])] = torch.tensor(row["labels"], dtype=torch.long)
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 

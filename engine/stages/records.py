@@ -176,15 +176,15 @@ def _csv_records(text: str, label: str, bad_rows: BadRows) -> list[Record]:
     return records
 
 
-def template_fields(template: str) -> list[str]:
-    """Field names used by a `{field}` template (errors on a malformed template)."""
+def template_fields(template: str, field: str = "data.text") -> list[str]:
+    """Field names used by a `{field}` template (errors, naming the spec field, on a malformed template)."""
     try:
         names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
     except ValueError as exc:
-        raise StageError(f"data.text template is malformed ({exc}); use {{field}}, and {{{{ for a literal brace") from None
+        raise StageError(f"{field} template is malformed ({exc}); use {{field}}, and {{{{ for a literal brace") from None
     for name in names:
         if not name or not name.isidentifier():
-            raise StageError(f"data.text template has an unsupported placeholder {{{name}}}; use plain field names like {{title}}")
+            raise StageError(f"{field} template has an unsupported placeholder {{{name}}}; use plain field names like {{title}}")
     return names
 
 
@@ -232,19 +232,19 @@ def field_values(records: list[Record], name: str, purpose: str) -> list:
     return out
 
 
-def render(records: list[Record], template: str) -> list[str]:
-    """Texts from records; a record without a template field is an error naming it."""
-    names = template_fields(template)
+def render(records: list[Record], template: str, field: str = "data.text") -> list[str]:
+    """Texts from records; a record without a template field is an error naming it (and `field`, the template's place)."""
+    names = template_fields(template, field)
     texts = []
     for record in records:
         missing = [n for n in names if n not in record.fields or record.fields[n] is None]
         if missing:
             have = ", ".join(sorted(record.fields)) or "none"
-            raise StageError(f"{record.origin}: no field {missing[0]!r} for the template data.text (fields: {have})")
+            raise StageError(f"{record.origin}: no field {missing[0]!r} for the template {field} (fields: {have})")
         try:
             texts.append(template.format_map({n: record.fields[n] for n in names}))
         except (ValueError, TypeError) as exc:  # a format spec that does not fit the value: {title:d} on a string
-            raise StageError(f"{record.origin}: the template data.text does not apply to this record ({exc})") from None
+            raise StageError(f"{record.origin}: the template {field} does not apply to this record ({exc})") from None
     return texts
 
 
