@@ -1,4 +1,4 @@
-"""`engine cache ls | gc | verify`: inspect and clean the store."""
+"""`engine cache ls | gc | verify`: inspect and clean the store (`push | pull`: engine/cli/remote_commands.py)."""
 from __future__ import annotations
 
 import json
@@ -36,6 +36,9 @@ def register(sub) -> None:
     store_arg(c)
     c.add_argument("--records", metavar="DIR", help="folder searched for *.lock.json records (default: the project root)")
     c.set_defaults(handler=verify)
+    from engine.cli import remote_commands
+
+    remote_commands.register(actions)
 
 
 GRACE_HOURS = 1.0
@@ -198,7 +201,7 @@ def verify(args) -> int:
     return 1 if bad else 0
 
 
-NOT_FILES = ("package ", "hub ", "builtin ", "check ")  # labels of inputs identified by a version, not a file
+NOT_FILES = ("package ", "hub ", "builtin ", "check ", "corpus ")  # labels of inputs identified by a version, not a file
 
 
 def _verify_inputs(args, store) -> None:

@@ -1,0 +1,301 @@
+"""A shared store on any fsspec URL (file://, s3://, gs://, ssh://): entries pushed and pulled one
+by one, verified on arrival, whole or not at all on both sides.
+
+    <url>/engine-remote.json                        {"format": 1}: an engine remote lives here
+    <url>/entries/ab/abcdef.../manifest.json        published last: the entry exists when this does
+    <url>/entries/ab/abcdef.../files.<upload>/...   its files, as the push named in the manifest sent them
+
+Push: upload the entry's files under a fresh upload name that no other push uses, hashing them as
+they go (a local entry that no longer matches its manifest is not sent), then publish the manifest,
+which names that upload: written to a temporary name and moved into place, so a reader sees a
+whole manifest or none. A push killed before publishing leaves an upload no manifest names:
+invisible, and harmless to the next push. A published entry is never replaced: a push skips a key
+the remote has (two pushes of one key at the same instant each publish a whole entry; the last
+wins). Pushes never delete uploads, so a reader holding a manifest always finds its files.
+
+Pull: read the manifest, check its shape and that its payload hashes to its key, download every
+file into a staging dir of the local store while hashing it, and commit through the store (one
+rename) only when every size and sha256 matches; else nothing is committed and the entry is
+reported as damaged on the remote.
+
+Trust: whoever can write to the remote can publish outputs under any key; a pull checks that
+what was pushed arrives unchanged, not who pushed it. So `run` reads by default and pushes only
+when the operator says so (`--push`, ENGINE_REMOTE_PUSH=1), never because a spec says so.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+from engine.core.faults import fault_hook
+from engine.core.payload import key_of
+from engine.core.store import MANIFEST, OUT, Entry, Store, manifest_problem
+from engine.errors import EngineError, StoreError, UsageError
+
+FORMAT = 1
+MARKER = "engine-remote.json"
+CHUNK = 8 << 20
+_UPLOAD = re.compile(r"files\.[0-9a-f]{16}")
+_NOT_COPIED = ("files", "key", "committed_at", "upload")  # a pulled entry's manifest recomputes these
+_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "ssh": "paramiko", "sftp": "paramiko",
+             "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs", "hf": "huggingface_hub"}
+_FLAT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"}  # object stores: no folders to create
+
+OnBytes = Callable[[int], None]
+
+
+class RemoteError(EngineError):
+    """The remote cannot be read or written (unreachable, refused, not an engine remote)."""
+
+    exit_code = 1
+
+
+class RemoteDamaged(RemoteError):
+    """An entry on the remote that does not match its manifest: refused, never committed."""
+
+
+def display(url: str) -> str:
+    """The URL without a password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_remote(url: str) -> Remote:
+    """A Remote for `url`; a UsageError naming what to install or fix when fsspec cannot open it."""
+    import fsspec
+
+    protocol = url.split("://", 1)[0] if "://" in url else "file"
+    try:
+        fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True)
+    except ValueError as exc:
+        raise UsageError(f"remote {display(url)}: {exc}; use a URL fsspec knows, such as file:///srv/engine, "
+                         f"s3://bucket/prefix, gs://bucket/prefix or ssh://host/path") from exc
+    except ImportError as exc:
+        package = _PACKAGES.get(protocol)
+        fix = f"`pip install {package}`" if package else "install the fsspec backend it names"
+        raise UsageError(f"remote {display(url)}: the {protocol}:// backend is not installed ({exc}); {fix}") from exc
+    return Remote(url, fs, root.rstrip("/") or "/")
+
+
+@dataclass
+class Remote:
+    """One remote store (see the module docstring for its layout)."""
+
+    url: str
+    fs: Any  # an fsspec filesystem
+    root: str
+    _marked: bool = field(default=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return display(self.url)
+
+    def _path(self, *parts: str) -> str:
+        return "/".join((self.root, *parts)) if self.root != "/" else "/" + "/".join(parts)
+
+    def entry_dir(self, key: str) -> str:
+        return self._path("entries", key[:2], key)
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Turn a backend's own exceptions (botocore, aiohttp, paramiko, OSError) into a RemoteError
+        that says where and what; a missing object stays FileNotFoundError for the caller."""
+        try:
+            yield
+        except (FileNotFoundError, EngineError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every backend has its own exception types
+            hint = ("check the credentials and that this user may write there" if isinstance(exc, PermissionError)
+                    else "check the URL, the network and the credentials")
+            raise RemoteError(f"remote {self.name}: {what} failed: {type(exc).__name__}: {exc}; {hint}") from exc
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def probe(self) -> bool:
+        """True when an engine remote is there, False when nothing was ever pushed there; a
+        RemoteError when it cannot be reached or holds a format this engine does not read."""
+        try:
+            with self._errors(f"reading {MARKER}"):
+                raw = self.fs.cat_file(self._path(MARKER))
+        except FileNotFoundError:
+            return False
+        try:
+            found = json.loads(raw)["format"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RemoteError(f"remote {self.name}: {MARKER} is not an engine remote marker; is this the right URL?") from exc
+        if found != FORMAT:
+            raise RemoteError(f"remote {self.name} has format {found}; this engine reads format {FORMAT}: "
+                              f"upgrade the engine (`pip install -U engine`)")
+        return True
+
+    def keys(self) -> list[str]:
+        """Every published entry's key."""
+        with self._errors("listing entries"):
+            found = self.fs.glob(self._path("entries", "*", "*", MANIFEST))
+        return sorted(path.rstrip("/").split("/")[-2] for path in found)
+
+    def manifest(self, key: str) -> dict | None:
+        """The published manifest of `key`, None when the remote has no such entry; RemoteDamaged
+        when it is there but unreadable or malformed."""
+        try:
+            with self._errors(f"reading the manifest of {key[:12]}"):
+                raw = self.fs.cat_file(f"{self.entry_dir(key)}/{MANIFEST}")
+        except FileNotFoundError:
+            return None
+        try:
+            manifest = json.loads(raw)
+        except ValueError as exc:
+            raise RemoteDamaged(self._damaged(key, None, "its manifest is not valid JSON")) from exc
+        problem = manifest_problem(manifest)
+        if not problem and manifest["key"] != key:
+            problem = "its manifest names another key"
+        if not problem and key_of(manifest["payload"]) != key:
+            problem = "its manifest's payload does not hash to its key"
+        if not problem and not _UPLOAD.fullmatch(str(manifest.get("upload"))):
+            problem = "its manifest names no upload"
+        if problem:
+            raise RemoteDamaged(self._damaged(key, manifest if isinstance(manifest, dict) else None, problem))
+        return manifest
+
+    def pull(self, store: Store, key: str, on_bytes: OnBytes | None = None, manifest: dict | None = None) -> Entry | None:
+        """Download `key` into `store`, verified, committed atomically; None when the remote lacks
+        it. The caller holds the key's store lock (`Store.lock`); `manifest` saves reading it again."""
+        manifest = manifest or self.manifest(key)
+        if manifest is None:
+            return None
+        files = f"{self.entry_dir(key)}/{manifest['upload']}"
+        staging = store.new_staging(key)
+        try:
+            for rel, info in sorted(manifest["files"].items()):
+                target = staging / OUT / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    size, digest = self._download(f"{files}/{rel}", target, rel, on_bytes)
+                except FileNotFoundError as exc:
+                    raise RemoteDamaged(self._damaged(key, manifest, f"{rel} is missing")) from exc
+                if size != info["size"]:
+                    raise RemoteDamaged(self._damaged(key, manifest, f"{rel} has {size} bytes, its manifest says {info['size']}"))
+                if digest != info["sha256"]:
+                    raise RemoteDamaged(self._damaged(key, manifest, f"{rel}: content differs from its manifest (sha256)"))
+            return store.commit(staging, key, {k: v for k, v in manifest.items() if k not in _NOT_COPIED})
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _download(self, source: str, target, rel: str, on_bytes: OnBytes | None) -> tuple[int, str]:
+        digest, size = hashlib.sha256(), 0
+        with self._errors(f"downloading {rel}"):
+            handle = self.fs.open(source, "rb")
+        try:
+            with open(target, "wb") as out:
+                while True:
+                    with self._errors(f"downloading {rel}"):
+                        chunk = handle.read(CHUNK)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if on_bytes:
+                        on_bytes(len(chunk))
+        finally:
+            with contextlib.suppress(Exception):
+                handle.close()
+        return size, digest.hexdigest()
+
+    def _damaged(self, key: str, manifest: dict | None, problem: str) -> str:
+        what = f"{manifest.get('spec')}/{manifest.get('node')}" if manifest else "an entry"
+        return (f"the remote's copy of {what} ({key[:12]}) is damaged: {problem}. It was not pulled; the local store "
+                f"does not have it. Delete {self.entry_dir(key)}/{MANIFEST} on the remote with your storage's tools and "
+                f"push a good copy (`engine cache push {self.name}`), or let `engine run` build it")
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def push(self, entry: Entry, on_bytes: OnBytes | None = None) -> int | None:
+        """Upload one local entry; the bytes sent, or None when the remote has this key already
+        (a published entry is never replaced). The caller holds the entry (`Store.hold`)."""
+        key = entry.key
+        if self.has(key):
+            return None
+        self._mark()
+        upload = f"files.{os.urandom(8).hex()}"
+        base = f"{self.entry_dir(key)}/{upload}"
+        sent = 0
+        try:
+            for rel, info in sorted(entry.manifest["files"].items()):
+                digest = self._upload(entry.out / rel, f"{base}/{rel}", rel, on_bytes)
+                if digest != info["sha256"]:
+                    raise StoreError(f"local entry {key[:12]} ({entry.manifest.get('spec')}/{entry.manifest.get('node')}) "
+                                     f"is damaged: {rel} differs from its manifest; not pushed. `engine cache verify` "
+                                     f"moves it aside and `engine run` rebuilds it")
+                sent += info["size"]
+        except BaseException:
+            with contextlib.suppress(Exception):  # tidy our own upload; one left by a killed push is invisible anyway
+                self.fs.rm(base, recursive=True)
+            raise
+        fault_hook("before-publish", str(entry.manifest.get("node")))
+        if self.has(key):  # another push published it meanwhile: keep theirs
+            return None
+        body = json.dumps({**entry.manifest, "upload": upload}, indent=1, sort_keys=True).encode()
+        self._publish(f"{self.entry_dir(key)}/{MANIFEST}", body)
+        return sent
+
+    def has(self, key: str) -> bool:
+        """Whether the remote has a published entry for `key` (an unreadable manifest is none)."""
+        try:
+            return self.manifest(key) is not None
+        except RemoteDamaged:
+            return False  # an unreadable manifest is no entry: a good push replaces it
+
+    def _upload(self, source, target: str, rel: str, on_bytes: OnBytes | None) -> str:
+        self._folder(target.rsplit("/", 1)[0])
+        digest = hashlib.sha256()
+        with open(source, "rb") as local:
+            with self._errors(f"uploading {rel}"):
+                handle = self.fs.open(target, "wb")
+                try:
+                    while chunk := local.read(CHUNK):
+                        handle.write(chunk)
+                        digest.update(chunk)
+                        if on_bytes:
+                            on_bytes(len(chunk))
+                except BaseException:
+                    with contextlib.suppress(Exception):  # abort: an S3 multipart upload is dropped, not completed
+                        handle.discard() if hasattr(handle, "discard") else handle.close()
+                    raise
+                handle.close()  # completes the upload
+        return digest.hexdigest()
+
+    def _publish(self, path: str, body: bytes) -> None:
+        """Write a small file whole or not at all: a temporary name, then a move."""
+        self._folder(path.rsplit("/", 1)[0])
+        temporary = f"{path}.{os.urandom(6).hex()}.tmp"
+        with self._errors(f"writing {path.rsplit('/', 1)[-1]}"):
+            self.fs.pipe_file(temporary, body)
+            self.fs.mv(temporary, path)
+
+    def _mark(self) -> None:
+        """Write the marker on the first push to an empty remote."""
+        if not self._marked and not self.probe():
+            self._publish(self._path(MARKER), json.dumps({"format": FORMAT}).encode())
+        self._marked = True
+
+    def _folder(self, path: str) -> None:
+        if not set(_protocols(self.fs)) & _FLAT:
+            with self._errors(f"creating {path}"):
+                self.fs.makedirs(path, exist_ok=True)
+
+
+def _protocols(fs) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
