@@ -27,6 +27,9 @@ def register(sub) -> None:
         if name == "run":
             p.add_argument("--trust-remote-code", action="store_true",
                            help="allow model code from the hub to run; never settable from a spec")
+            p.add_argument("--push", action="store_true",
+                           help="push the entries this run builds to the remote (runtime.remote or ENGINE_REMOTE); also "
+                                "ENGINE_REMOTE_PUSH=1. Never settable from a spec: by default a run only reads the remote")
         p.set_defaults(handler=handler)
 
     p = sub.add_parser("show", help="print the record of a spec's last run: keys, metrics, output paths")
@@ -86,16 +89,21 @@ def run(args) -> int:
     from engine import api
     from engine.cli import terminate_gracefully
     from engine.core.record import record_path
+    from engine.core.remote_run import RunLink, remote_settings
     from engine.core.reporter import ConsoleReporter
 
     p = _plan(args)
+    link = RunLink.open(*remote_settings(p.spec.get("runtime.remote"), p.spec.root, args.push))
     terminate_gracefully()
     reporter = ConsoleReporter(quiet=False)
     try:
-        outcome = api.run(p, reporter, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
+        outcome = api.run(p, reporter, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
+                          remote=link)
     finally:
         reporter.close()  # Ctrl-C, SIGTERM or a crash never leave a live bar or a hidden cursor behind
     result = outcome.result
+    if link is not None and link.summary():
+        reporter.say(link.summary(), "note")
     if outcome.ok:
         if not result.ran:
             reporter.say(f"nothing to do: every stage is cached (record {_rel(outcome.record_path)})", "note")
@@ -119,6 +127,7 @@ def run(args) -> int:
                 traceback.print_exception(error)
     if args.json:
         print(json.dumps({"ok": result.ok, "ran": result.ran, "failed": result.failed, "skipped": list(result.skipped),
+                          "pulled": link.pulled if link else [], "pushed": link.pushed if link else [],
                           "stages": {n: {"key": e.key, "path": str(e.out), "metrics": e.manifest.get("result", {}).get("metrics", {})}
                                      for n, e in result.entries.items()}}, indent=2))
     return 0 if result.ok else 1

@@ -51,10 +51,19 @@ class RunResult:
         return not self.failed
 
 
+class Remote(Protocol):
+    """A shared store (engine.core.remote_run.RunLink): pulls a missing entry, pushes a built one."""
+
+    def fetch(self, store: Store, key: str, name: str, reporter: Reporter) -> Entry | None: ...
+
+    def publish(self, store: Store, entry: Entry, name: str, reporter: Reporter) -> None: ...
+
+
 def run_plan(graph: Graph, steps: list[Step], store: Store, digests: DigestCache, reporter: Reporter,
-             options: dict | None = None) -> RunResult:
-    """Execute the RUN steps of a plan; see module docstring."""
-    run = _Run(graph, steps, store, digests, reporter, options or {})
+             options: dict | None = None, remote: Remote | None = None) -> RunResult:
+    """Execute the RUN steps of a plan; see module docstring. With a `remote`, a stage whose entry
+    the remote has is pulled instead of built, and what is built is offered to it."""
+    run = _Run(graph, steps, store, digests, reporter, options or {}, remote)
     try:
         for step in steps:
             run.step(step)
@@ -69,8 +78,9 @@ class _Run:
     away from every entry this run reads or builds until it ends."""
 
     def __init__(self, graph: Graph, steps: list[Step], store: Store, digests: DigestCache, reporter: Reporter,
-                 options: dict):
+                 options: dict, remote: Remote | None = None):
         self.graph, self.store, self.digests, self.reporter, self.options = graph, store, digests, reporter, options
+        self.remote = remote
         self.result = RunResult()
         self.keys = {s.node.name: s.key for s in steps if s.key}
         self.by_name = {s.node.name: s for s in steps}
@@ -112,11 +122,14 @@ class _Run:
         self.result.entries[name] = entry
 
     def build(self, step: Step) -> None:
-        entry, fresh = _build(step, self.graph, self.store, self.digests, self.reporter, self.options, self.result.entries)
+        entry, fresh = _build(step, self.graph, self.store, self.digests, self.reporter, self.options, self.result.entries,
+                              self.remote)
         self.use(step.node.name, entry)
-        self.sound.add(entry.key)
+        self.sound.add(entry.key)  # built here, or pulled and verified on arrival
         if fresh:
             self.result.ran.append(step.node.name)
+            if self.remote is not None:
+                self.remote.publish(self.store, entry, step.node.name, self.reporter)
 
     def ensure_sound(self, name: str) -> None:
         """Rehash an upstream entry before a stage loads it; a damaged one is moved aside (under its
@@ -149,7 +162,7 @@ class _Run:
 
 
 def _build(step: Step, graph: Graph, store: Store, digests: DigestCache, reporter: Reporter, options: dict,
-           upstream: dict[str, Entry]) -> tuple[Entry, bool]:
+           upstream: dict[str, Entry], remote: Remote | None = None) -> tuple[Entry, bool]:
     name, key = step.node.name, step.key
     assert key is not None and step.payload is not None
     waiting = lambda: reporter.event(Event("log", name, f"waiting for another run that is building {name} (key {key[:12]})"))  # noqa: E731
@@ -161,6 +174,10 @@ def _build(step: Step, graph: Graph, store: Store, digests: DigestCache, reporte
         if damaged:
             aside = store.quarantine(key, damaged)
             reporter.event(Event("log", name, f"cached output was damaged ({damaged}); moved to {aside}"))
+        if remote is not None and not step.force:
+            pulled = remote.fetch(store, key, name, reporter)
+            if pulled is not None:
+                return pulled, False
         staging = store.new_staging(key)
         try:
             reporter.event(Event("started", name, render_all(step.reasons)))
