@@ -42,6 +42,7 @@ from engine.errors import EngineError, StoreError, UsageError
 FORMAT = 1
 MARKER = "engine-remote.json"
 CHUNK = 8 << 20
+THREADS = 8  # files of one entry in flight at once
 _UPLOAD = re.compile(r"files\.[0-9a-f]{16}")
 _NOT_COPIED = ("files", "key", "committed_at", "upload")  # a pulled entry's manifest recomputes these
 _PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "ssh": "paramiko", "sftp": "paramiko",
@@ -177,32 +178,38 @@ class Remote:
         files = f"{self.entry_dir(key)}/{manifest['upload']}"
         staging = store.new_staging(key)
         try:
-            for rel, info in sorted(manifest["files"].items()):
+            def fetch(item: tuple[str, dict]) -> None:
+                rel, info = item
                 target = staging / OUT / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    size, digest = self._download(f"{files}/{rel}", target, rel, on_bytes)
+                    size, digest = self._download(f"{files}/{rel}", target, rel, info["size"], on_bytes)
                 except FileNotFoundError as exc:
                     raise RemoteDamaged(self._damaged(key, manifest, f"{rel} is missing")) from exc
                 if size != info["size"]:
                     raise RemoteDamaged(self._damaged(key, manifest, f"{rel} has {size} bytes, its manifest says {info['size']}"))
                 if digest != info["sha256"]:
                     raise RemoteDamaged(self._damaged(key, manifest, f"{rel}: content differs from its manifest (sha256)"))
+
+            _each(sorted(manifest["files"].items()), fetch)
             return store.commit(staging, key, {k: v for k, v in manifest.items() if k not in _NOT_COPIED})
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _download(self, source: str, target, rel: str, on_bytes: OnBytes | None) -> tuple[int, str]:
+    def _download(self, source: str, target, rel: str, expected: int, on_bytes: OnBytes | None) -> tuple[int, str]:
+        """Copy one remote file to `target`; (its size, its sha256). A small file is one request."""
         digest, size = hashlib.sha256(), 0
-        with self._errors(f"downloading {rel}"):
-            handle = self.fs.open(source, "rb")
+        if expected <= CHUNK:
+            with self._errors(f"downloading {rel}"):
+                chunks = iter([self.fs.cat_file(source)])
+            handle = None
+        else:
+            with self._errors(f"downloading {rel}"):
+                handle = self.fs.open(source, "rb")
+            chunks = iter(lambda: self._read(handle, rel), b"")
         try:
             with open(target, "wb") as out:
-                while True:
-                    with self._errors(f"downloading {rel}"):
-                        chunk = handle.read(CHUNK)
-                    if not chunk:
-                        break
+                for chunk in chunks:
                     out.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
@@ -210,8 +217,12 @@ class Remote:
                         on_bytes(len(chunk))
         finally:
             with contextlib.suppress(Exception):
-                handle.close()
+                handle and handle.close()
         return size, digest.hexdigest()
+
+    def _read(self, handle, rel: str) -> bytes:
+        with self._errors(f"downloading {rel}"):
+            return handle.read(CHUNK)
 
     def _damaged(self, key: str, manifest: dict | None, problem: str) -> str:
         what = f"{manifest.get('spec')}/{manifest.get('node')}" if manifest else "an entry"
@@ -230,15 +241,16 @@ class Remote:
         self._mark()
         upload = f"files.{os.urandom(8).hex()}"
         base = f"{self.entry_dir(key)}/{upload}"
-        sent = 0
+
+        def send(item: tuple[str, dict]) -> None:
+            rel, info = item
+            if self._upload(entry.out / rel, f"{base}/{rel}", rel, on_bytes) != info["sha256"]:
+                raise StoreError(f"local entry {key[:12]} ({entry.manifest.get('spec')}/{entry.manifest.get('node')}) "
+                                 f"is damaged: {rel} differs from its manifest; not pushed. `engine cache verify` "
+                                 f"moves it aside and `engine run` rebuilds it")
+
         try:
-            for rel, info in sorted(entry.manifest["files"].items()):
-                digest = self._upload(entry.out / rel, f"{base}/{rel}", rel, on_bytes)
-                if digest != info["sha256"]:
-                    raise StoreError(f"local entry {key[:12]} ({entry.manifest.get('spec')}/{entry.manifest.get('node')}) "
-                                     f"is damaged: {rel} differs from its manifest; not pushed. `engine cache verify` "
-                                     f"moves it aside and `engine run` rebuilds it")
-                sent += info["size"]
+            _each(sorted(entry.manifest["files"].items()), send)
         except BaseException:
             with contextlib.suppress(Exception):  # tidy our own upload; one left by a killed push is invisible anyway
                 self.fs.rm(base, recursive=True)
@@ -248,7 +260,7 @@ class Remote:
             return None
         body = json.dumps({**entry.manifest, "upload": upload}, indent=1, sort_keys=True).encode()
         self._publish(f"{self.entry_dir(key)}/{MANIFEST}", body)
-        return sent
+        return sum(info["size"] for info in entry.manifest["files"].values())
 
     def has(self, key: str) -> bool:
         """Whether the remote has a published entry for `key` (an unreadable manifest is none)."""
@@ -294,6 +306,23 @@ class Remote:
         if not set(_protocols(self.fs)) & _FLAT:
             with self._errors(f"creating {path}"):
                 self.fs.makedirs(path, exist_ok=True)
+
+
+def _each(items: list, work: Callable[[Any], None]) -> None:
+    """`work(item)` for every item, THREADS at a time: an object store's delay per request, not
+    bandwidth, is what a folder of small files costs. The first error stops what has not started."""
+    if len(items) <= 1:
+        for item in items:
+            work(item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=min(THREADS, len(items)))
+    try:
+        for future in [pool.submit(work, item) for item in items]:
+            future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _protocols(fs) -> tuple[str, ...]:
