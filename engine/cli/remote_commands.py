@@ -52,10 +52,10 @@ class _Bytes:
         self.progress.update(self.task, advance=n)
 
 
-def _human(n: float) -> str:
-    from engine.cli.cache_commands import _human as human
+def _size_text(n: float) -> str:
+    from engine.core.remote import size_text
 
-    return human(n)
+    return size_text(n)
 
 
 def _size(manifest: dict) -> int:
@@ -75,8 +75,8 @@ def _finish(args, verb: str, moved: list[dict], others: list[str], problems: lis
         print(json.dumps({verb: moved, "notes": others, "problems": problems, "bytes": size, "seconds": round(seconds, 3)},
                          indent=2))
     else:
-        rate = f" ({size / 1e6 / seconds:.1f} MB/s)" if size and seconds > 0 else ""
-        print(f"{verb} {len(moved)} entries ({_human(size)}) in {seconds:.1f}s{rate}"
+        rate = f" ({size / 1e6 / seconds:.0f} MB/s)" if size > 1e6 and seconds > 0 else ""
+        print(f"{verb} {len(moved)} entries ({_size_text(size)}) in {seconds:.1f}s{rate}"
               + "".join(f"; {note}" for note in others) + f" [{url}]")
     return 1 if problems else 0
 
@@ -110,7 +110,7 @@ def push(args) -> int:
                 continue
             moved.append({"key": entry.key, "entry": _label(entry.manifest), "bytes": sent})
             if not args.json:
-                print(f"pushed {entry.key[:12]} {_label(entry.manifest)}  {_human(sent)}")
+                print(f"pushed {entry.key[:12]} {_label(entry.manifest)}  {_size_text(sent)}")
     return _finish(args, "pushed", moved, notes, problems, started, remote.name)
 
 
@@ -218,5 +218,5 @@ def _pull_keys(args, remote, store, keys: list[str], bar: _Bytes, moved: list, t
         arrived += 1
         moved.append({"key": key, "entry": _label(manifest), "bytes": _size(manifest)})
         if not args.json:
-            print(f"pulled {key[:12]} {_label(manifest)}  {_human(_size(manifest))}")
+            print(f"pulled {key[:12]} {_label(manifest)}  {_size_text(_size(manifest))}")
     return arrived

@@ -62,6 +62,15 @@ class RemoteDamaged(RemoteError):
     """An entry on the remote that does not match its manifest: refused, never committed."""
 
 
+def size_text(n: float) -> str:
+    """`80 B`, `1.2 MB`, `3.4 GB` (decimal units, as transfer speeds are given)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
 def display(url: str) -> str:
     """The URL without a password, for messages."""
     parts = urlsplit(url)

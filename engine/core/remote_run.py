@@ -12,12 +12,13 @@ import os
 import time
 from pathlib import Path
 
-from engine.core.remote import Remote, RemoteDamaged, RemoteError, open_remote
+from engine.core.remote import Remote, RemoteDamaged, RemoteError, open_remote, size_text
 from engine.core.runner import Event, Reporter
 from engine.core.store import Entry, Store
 from engine.errors import StoreError, UsageError
 
 _YES = {"1", "true", "yes", "on"}
+BAR_BYTES = 16 << 20  # a smaller transfer takes well under a second: no bar
 
 
 def remote_settings(spec_remote: str | None, spec_root: Path, push_flag: bool = False) -> tuple[str | None, bool]:
@@ -68,7 +69,7 @@ class RunLink:
                 return None
             size = sum(info["size"] for info in manifest["files"].values())
             started = time.time()
-            bar = reporter.progress(name, size / 1e6, "pulling from the remote (MB)")
+            bar = _bar(reporter, name, size, "pulling from the remote (MB)")
             try:
                 entry = self.remote.pull(store, key, lambda n: bar.advance(n / 1e6), manifest)
             finally:
@@ -82,7 +83,7 @@ class RunLink:
                                               f"of this run"))
             return None
         self.pulled.append(name)
-        reporter.event(Event("cached", name, f"pulled from {self.remote.name} ({size / 1e6:.1f} MB in "
+        reporter.event(Event("cached", name, f"pulled from {self.remote.name} ({size_text(size)} in "
                                              f"{time.time() - started:.1f}s)"))
         return entry
 
@@ -95,7 +96,7 @@ class RunLink:
             return
         size = sum(info["size"] for info in entry.manifest["files"].values())
         fd = store.hold(entry.key)
-        bar = reporter.progress(name, size / 1e6, "pushing to the remote (MB)")
+        bar = _bar(reporter, name, size, "pushing to the remote (MB)")
         try:
             sent = self.remote.push(entry, lambda n: bar.advance(n / 1e6))
         except (RemoteError, StoreError) as exc:
@@ -108,7 +109,7 @@ class RunLink:
             bar.close()
             store.release(fd)
         (self.pushed if sent is not None else self.kept).append(name)
-        reporter.event(Event("log", name, f"pushed to {self.remote.name} ({size / 1e6:.1f} MB)" if sent is not None
+        reporter.event(Event("log", name, f"pushed to {self.remote.name} ({size_text(size)})" if sent is not None
                                           else "the remote has this key already; kept (a published entry is never replaced)"))
 
     def summary(self) -> str | None:
@@ -128,3 +129,11 @@ class RunLink:
         if self.empty and not self.push:
             parts.append("it holds no entries yet")
         return f"remote {self.remote.name}: " + "; ".join(parts) if parts else None
+
+
+def _bar(reporter: Reporter, name: str, size: int, description: str):
+    if size < BAR_BYTES:
+        from engine.core.context import NoBar
+
+        return NoBar()
+    return reporter.progress(name, size / 1e6, description)
