@@ -40,6 +40,7 @@ bench: install
 	$(PY) bench/copy_index.py
 	$(PY) bench/data_memory.py
 	$(PY) bench/trainer_vs_engine.py
+	$(PY) bench/remote_transfer.py
 
 docs: install
 	$(VENV)/bin/engine schema --markdown > docs/spec-reference.md

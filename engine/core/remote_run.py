@@ -53,7 +53,10 @@ class RunLink:
         self.pushed: list[str] = []
         self.kept: list[str] = []  # built here, but the remote had the key already
         self.unpushed: list[str] = []
-        self.empty = not remote.probe()  # RemoteError here stops the run before anything is built
+        try:
+            self.empty = not remote.probe()
+        except RemoteError as exc:  # stops the run before anything is built
+            raise RemoteError(f"{exc}. To run without the remote: ENGINE_REMOTE=none") from exc
 
     @classmethod
     def open(cls, url: str | None, push: bool) -> RunLink | None:
