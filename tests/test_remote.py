@@ -21,7 +21,7 @@ import pytest
 from engine.cli import main
 from engine.core.store import Store
 from test_store_faults import engine, entries
-from test_team_contract import fakes, git, make_project, project, ran  # noqa: F401 - fixtures
+from test_team_contract import fakes, git, project, ran  # noqa: F401 - fixtures
 
 SPEC = "specs/x.yaml"
 STAGES = ["model", "data", "train", "evaluate", "generate"]
@@ -108,7 +108,11 @@ def test_a_clone_that_pulls_plans_everything_cached_and_reruns_nothing(project, 
     assert "pushed 0 entries (0 B)" in out and "skipped 5 already on the remote" in out
 
     clone(project, tmp_path, monkeypatch)
-    assert set(actions(capsys).values()) == {"run"}
+    capsys.readouterr()
+    assert main(["plan", SPEC, "--json"]) == 0
+    before = {s["stage"]: s for s in json.loads(capsys.readouterr().out)}
+    assert {s["action"] for s in before.values()} == {"run"}
+    assert before["data"]["key"] is None  # keyed on the model's tokenizer: known once the model is here
     assert main(["cache", "pull", remote, "--spec", SPEC]) == 0
     assert "pulled 5 entries" in capsys.readouterr().out
     assert set(actions(capsys).values()) == {"cached"}
@@ -230,7 +234,8 @@ def test_a_damaged_remote_object_is_refused_and_never_enters_the_store(project, 
     assert main(["cache", "pull", remote, "--spec", SPEC]) == 1
     out, err = capsys.readouterr()
     assert f"the remote's copy of scenes/train ({key[:12]}) is damaged: params.json: content differs from its " \
-           f"manifest (sha256). It was not pulled" in err
+           f"manifest (sha256). It was not pulled; the local store does not have it. From a machine that has it, " \
+           f"`engine cache push {remote} --repair` replaces it" in err
     assert "pulled 4 entries" in out  # the others arrive
     assert "train" not in entries(tmp_path / "clone-store")
     assert not list((tmp_path / "clone-store" / "tmp").glob(f"{key}*"))  # no staging left behind
@@ -242,6 +247,18 @@ def test_a_damaged_remote_object_is_refused_and_never_enters_the_store(project, 
     err = capsys.readouterr().err
     assert "is damaged" in err and "building it here" in err
     assert ran(fakes) == ["train"]
+
+    os.chdir(project)  # a plain push keeps the damaged copy (a published entry is never replaced); --repair replaces it
+    monkeypatch.setenv("ENGINE_STORE", str(tmp_path / "store"))
+    assert main(["cache", "push", remote]) == 0
+    assert "pushed 0 entries" in capsys.readouterr().out
+    assert main(["cache", "push", remote, "--repair"]) == 0
+    out, err = capsys.readouterr()
+    assert "is damaged: params.json: content differs from its manifest (sha256): replacing it" in err
+    assert "pushed 1 entries" in out and "skipped 4 already on the remote (verified); 1 replaced a damaged copy on the remote" in out
+    monkeypatch.setenv("ENGINE_STORE", str(tmp_path / "third-store"))
+    assert main(["cache", "pull", remote]) == 0
+    assert "pulled 5 entries" in capsys.readouterr().out
 
 
 def test_a_remote_manifest_that_lies_about_its_key_is_refused(project, tmp_path, capsys, monkeypatch):

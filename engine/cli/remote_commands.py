@@ -22,6 +22,10 @@ def register(actions) -> None:
         c.add_argument("--spec", metavar="SPEC", action="append", default=[], help=spec_help)
         store_arg(c)
         c.add_argument("--json", action="store_true", help="print the tally as JSON")
+        if name == "push":
+            c.add_argument("--repair", action="store_true",
+                           help="also read and hash the remote's copy of every entry this store has, and replace the "
+                                "damaged ones (a whole entry is never replaced)")
         c.set_defaults(handler=handler)
 
 
@@ -90,16 +94,25 @@ def push(args) -> int:
     remote = open_remote(args.url)
     store, entries, notes = _local_entries(args, _store(args))
     remote.probe()  # unreachable, or a format this engine does not write: stop before anything moves
-    todo = [entry for entry in entries if not remote.has(entry.key)]
+    todo, damaged = [], set()
+    for entry in entries:
+        if not remote.has(entry.key):
+            todo.append(entry)
+        elif args.repair and (problem := remote.problem(entry.key)):
+            print(f"{problem}: replacing it", file=sys.stderr)
+            todo.append(entry)
+            damaged.add(entry.key)
     if len(todo) < len(entries):
-        notes.append(f"skipped {len(entries) - len(todo)} already on the remote")
+        notes.append(f"skipped {len(entries) - len(todo)} already on the remote" + (" (verified)" if args.repair else ""))
+    if damaged:
+        notes.append(f"{len(damaged)} replaced a damaged copy on the remote")
     moved, problems = [], []
     with _Bytes("pushing") as bar:
         bar.grow(sum(_size(entry.manifest) for entry in todo))
         for entry in todo:
             fd = store.hold(entry.key)  # `cache gc` leaves it alone while it is read
             try:
-                sent = remote.push(entry, bar.advance)
+                sent = remote.push(entry, bar.advance, replace=entry.key in damaged)
             except StoreError as exc:  # this entry is damaged here: the others still go
                 problems.append(str(exc))
                 continue

@@ -11,7 +11,8 @@ which names that upload: written to a temporary name and moved into place, so a 
 whole manifest or none. A push killed before publishing leaves an upload no manifest names:
 invisible, and harmless to the next push. A published entry is never replaced: a push skips a key
 the remote has (two pushes of one key at the same instant each publish a whole entry; the last
-wins). Pushes never delete uploads, so a reader holding a manifest always finds its files.
+wins), unless the operator asks it to read the remote's copy and that copy is damaged
+(`push --repair`). Pushes never delete uploads, so a reader holding a manifest always finds its files.
 
 Pull: read the manifest, check its shape and that its payload hashes to its key, download every
 file into a staging dir of the local store while hashing it, and commit through the store (one
@@ -181,29 +182,47 @@ class Remote:
     def pull(self, store: Store, key: str, on_bytes: OnBytes | None = None, manifest: dict | None = None) -> Entry | None:
         """Download `key` into `store`, verified, committed atomically; None when the remote lacks
         it. The caller holds the key's store lock (`Store.lock`); `manifest` saves reading it again."""
-        manifest = manifest or self.manifest(key)
-        if manifest is None:
-            return None
-        files = f"{self.entry_dir(key)}/{manifest['upload']}"
-        staging = store.new_staging(key)
         try:
-            def fetch(item: tuple[str, dict]) -> None:
-                rel, info = item
-                target = staging / OUT / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    size, digest = self._download(f"{files}/{rel}", target, rel, info["size"], on_bytes)
-                except FileNotFoundError as exc:
-                    raise RemoteDamaged(self._damaged(key, manifest, f"{rel} is missing")) from exc
-                if size != info["size"]:
-                    raise RemoteDamaged(self._damaged(key, manifest, f"{rel} has {size} bytes, its manifest says {info['size']}"))
-                if digest != info["sha256"]:
-                    raise RemoteDamaged(self._damaged(key, manifest, f"{rel}: content differs from its manifest (sha256)"))
+            manifest = manifest or self.manifest(key)
+            if manifest is None:
+                return None
+            staging = store.new_staging(key)
+            try:
+                _each(sorted(manifest["files"].items()), lambda item: self._fetch(key, manifest, item, staging, on_bytes))
+                return store.commit(staging, key, {k: v for k, v in manifest.items() if k not in _NOT_COPIED})
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        except RemoteDamaged as exc:
+            raise RemoteDamaged(f"{exc}. It was not pulled; the local store does not have it. From a machine that has "
+                                f"it, `engine cache push {self.name} --repair` replaces it; or let `engine run` build "
+                                f"it here") from None
 
-            _each(sorted(manifest["files"].items()), fetch)
-            return store.commit(staging, key, {k: v for k, v in manifest.items() if k not in _NOT_COPIED})
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+    def problem(self, key: str) -> str | None:
+        """What is wrong with the remote's copy of `key` (every file read and hashed), or None when
+        it is whole or absent."""
+        try:
+            manifest = self.manifest(key)
+            if manifest is not None:
+                _each(sorted(manifest["files"].items()), lambda item: self._fetch(key, manifest, item, None, None))
+        except RemoteDamaged as exc:
+            return str(exc)
+        return None
+
+    def _fetch(self, key: str, manifest: dict, item: tuple[str, dict], staging, on_bytes: OnBytes | None) -> None:
+        """Download one file of an entry into `staging` (nowhere when None) and check it against the manifest."""
+        rel, info = item
+        target = staging / OUT / rel if staging is not None else os.devnull
+        if staging is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            size, digest = self._download(f"{self.entry_dir(key)}/{manifest['upload']}/{rel}", target, rel, info["size"],
+                                          on_bytes)
+        except FileNotFoundError as exc:
+            raise RemoteDamaged(self._damaged(key, manifest, f"{rel} is missing")) from exc
+        if size != info["size"]:
+            raise RemoteDamaged(self._damaged(key, manifest, f"{rel} has {size} bytes, its manifest says {info['size']}"))
+        if digest != info["sha256"]:
+            raise RemoteDamaged(self._damaged(key, manifest, f"{rel}: content differs from its manifest (sha256)"))
 
     def _download(self, source: str, target, rel: str, expected: int, on_bytes: OnBytes | None) -> tuple[int, str]:
         """Copy one remote file to `target`; (its size, its sha256). A small file is one request."""
@@ -235,17 +254,16 @@ class Remote:
 
     def _damaged(self, key: str, manifest: dict | None, problem: str) -> str:
         what = f"{manifest.get('spec')}/{manifest.get('node')}" if manifest else "an entry"
-        return (f"the remote's copy of {what} ({key[:12]}) is damaged: {problem}. It was not pulled; the local store "
-                f"does not have it. Delete {self.entry_dir(key)}/{MANIFEST} on the remote with your storage's tools and "
-                f"push a good copy (`engine cache push {self.name}`), or let `engine run` build it")
+        return f"the remote's copy of {what} ({key[:12]}) is damaged: {problem}"
 
     # -- writing ------------------------------------------------------------------------------
 
-    def push(self, entry: Entry, on_bytes: OnBytes | None = None) -> int | None:
+    def push(self, entry: Entry, on_bytes: OnBytes | None = None, replace: bool = False) -> int | None:
         """Upload one local entry; the bytes sent, or None when the remote has this key already
-        (a published entry is never replaced). The caller holds the entry (`Store.hold`)."""
+        (a published entry is never replaced, unless `replace`: the caller found it damaged, see
+        `problem`). The caller holds the entry (`Store.hold`)."""
         key = entry.key
-        if self.has(key):
+        if not replace and self.has(key):
             return None
         self._mark()
         upload = f"files.{os.urandom(8).hex()}"
@@ -265,7 +283,7 @@ class Remote:
                 self.fs.rm(base, recursive=True)
             raise
         fault_hook("before-publish", str(entry.manifest.get("node")))
-        if self.has(key):  # another push published it meanwhile: keep theirs
+        if not replace and self.has(key):  # another push published it meanwhile: keep theirs
             return None
         body = json.dumps({**entry.manifest, "upload": upload}, indent=1, sort_keys=True).encode()
         self._publish(f"{self.entry_dir(key)}/{MANIFEST}", body)
