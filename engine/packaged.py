@@ -1,5 +1,6 @@
-"""Files that ship inside installed Python packages: real weights and corpora, found without
-importing the package (its declared dependencies may be absent: we install with --no-deps)."""
+"""Files that ship inside installed packages: real weights and corpora. A Python package's are
+found without importing it (its declared dependencies may be absent: we install with --no-deps);
+a Debian package's are in the folder it installs."""
 from __future__ import annotations
 
 import importlib.util
@@ -36,6 +37,59 @@ class Packaged:
             return metadata.version(self.dist)
         except metadata.PackageNotFoundError:
             return "absent"
+
+
+@dataclass(frozen=True)
+class DebianPackage:
+    """A folder installed by a Debian package (`apt-get install`), read as files.
+
+    Identified by the package's version and its own list of file digests
+    (`/var/lib/dpkg/info/NAME.md5sums`, written by dpkg at install): one small file stands for
+    thousands, and a reader checks each file it reads against it (`check`), so a file changed
+    on disk is an error, never a silent change of the data under an unchanged key.
+    """
+
+    dist: str  # the Debian package name (`dist`, as for Packaged: data keys read `package {dist}`)
+    folder: str  # absolute path of the installed folder
+    info = Path("/var/lib/dpkg/info")
+
+    def locate(self, what: str) -> Path:
+        """The folder; a StageError naming the apt-get command when the package is missing."""
+        path = Path(self.folder)
+        if not path.is_dir() or not self.digest_list().is_file():
+            raise StageError(f"{what} needs the Debian package {self.dist}, which is not installed: "
+                             f"apt-get install {self.dist} (as root; `make install` does it where it can)")
+        return path
+
+    def version(self) -> str:
+        import subprocess
+
+        try:
+            done = subprocess.run(["dpkg-query", "-W", "-f=${Version}", self.dist], capture_output=True, text=True,
+                                  timeout=30)
+        except OSError:
+            return "absent"  # no dpkg on this system
+        return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "absent"
+
+    def digest_list(self) -> Path:
+        return self.info / f"{self.dist}.md5sums"
+
+    def digests(self) -> dict[str, str]:
+        """{absolute path: md5} of every file the package installed, as dpkg recorded them."""
+        out = {}
+        for line in self.digest_list().read_text(encoding="utf-8", errors="replace").splitlines():
+            digest, _, name = line.partition("  ")
+            if name:
+                out["/" + name] = digest
+        return out
+
+    def check(self, path: Path, data: bytes, digests: dict[str, str]) -> None:
+        """A StageError when a file's bytes are not what the package installed."""
+        import hashlib
+
+        if digests.get(str(path)) != hashlib.md5(data, usedforsecurity=False).hexdigest():
+            raise StageError(f"{path} differs from the file the Debian package {self.dist} {self.version()} installed; "
+                             f"reinstall it: apt-get install --reinstall {self.dist}")
 
 
 def package_file(dist: str, relpath: str, what: str) -> Path:

@@ -47,6 +47,7 @@ mark{background:#ffd7a8;border-radius:2px}
 ul.checks{list-style:none;padding:0;margin:2px 0;font-size:12px;color:#44506a}ul.checks li{display:inline-block;margin-right:12px}
 .level-box{overflow-x:auto}.tune{display:flex;flex-wrap:wrap;gap:4px 12px;align-items:flex-start}
 .abc-score{flex:1 1 380px;min-width:0}.tune>pre{flex:1 1 220px;min-width:0}svg.level{display:block;image-rendering:pixelated}
+img.drawing{display:block;width:128px;height:128px;object-fit:contain;border:1px solid #e4e7ec;background:#fff}
 .legend{font-size:12px;color:#44506a}.tile{margin-right:10px;white-space:nowrap}
 .tile i{display:inline-block;width:10px;height:10px;margin-right:3px;vertical-align:-1px;border:1px solid #0002}
 details>summary{cursor:pointer;font-weight:600;margin:8px 0 4px}

@@ -4,13 +4,17 @@ Per prompt, sample i of the baseline beside sample i of the fine-tuned model, as
 preformatted text with each sample's check results under it. The passage a sample shares with
 the training data (`copy_passage`, shortened to its first characters in samples.jsonl; its full
 length is `copy_span`) is highlighted where it starts in the completion. Level samples are also
-drawn as tiles, and ABC tunes as sheet music (in the browser, sheet.py) with their text. A sweep
+drawn as tiles, ABC tunes as sheet music (in the browser, sheet.py) with their text, and SVG
+drawings as the `svg` check's thumbnails (pictures.py) above their text. A sweep
 shows each variant in a folded section, the best one open.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from engine.report.data import SpecData, Variant, samples
 from engine.report.markup import Html, esc, join, number, tag
+from engine.report.pictures import thumbnail
 from engine.report.sheet import is_tunes, score
 from engine.report.tiles import legend, level_svg
 
@@ -49,6 +53,7 @@ def generate_pairs(variants: list[Variant]) -> list[tuple[str, str, str | None]]
 def side_by_side(data: SpecData, baseline: str | None, tuned: str, drawing: str | None) -> Html:
     sides = [(name, heading) for name, heading in ((baseline, "before fine-tuning"), (tuned, "fine-tuned")) if name]
     rows = {name: _rows(data, name) for name, _ in sides}
+    outs = {name: data.out(name) for name, _ in sides}  # a drawing's thumbnail is read from there
     columns = len(sides)
     head = join(tag("div", join([tag("strong", heading), ": ", tag("code", name), _state(data, name)]), class_="side-head")
                 for name, heading in sides)
@@ -68,7 +73,7 @@ def side_by_side(data: SpecData, baseline: str | None, tuned: str, drawing: str 
                     for name, _ in sides}
         count = max(len(v) for v in per_side.values())
         for i in range(min(count, MAX_PER_PROMPT)):
-            cells = [_cell(per_side[name][i], drawing) if i < len(per_side[name]) else tag("div", "", class_="cell")
+            cells = [_cell(per_side[name][i], drawing, outs[name]) if i < len(per_side[name]) else tag("div", "", class_="cell")
                      for name, _ in sides]
             body.append(tag("div", join(cells), class_=f"grid cols{columns}"))
         if count > MAX_PER_PROMPT:
@@ -93,10 +98,10 @@ def _int(value) -> int:
     return value if isinstance(value, int) else -1
 
 
-def _cell(row: dict, drawing: str | None) -> Html:
+def _cell(row: dict, drawing: str | None, out: Path | None = None) -> Html:
     text = completion(row)
     prompt, raw = str(row.get("prompt", "")), str(row.get("completion", ""))
-    parts = [tag("p", f"sample {row.get('sample', '?')}", class_="sample-head")]
+    parts = [tag("p", f"sample {row.get('sample', '?')}", class_="sample-head"), thumbnail(row, out)]
     if drawing == LEVEL:
         parts.append(tag("div", level_svg(prompt, raw), class_="level-box"))
         parts.append(tag("details", join([tag("summary", "text"), tag("pre", text)])))

@@ -24,6 +24,7 @@ CHECK_HEADLINES = {  # check name -> its main rate
     "abc": "abc_parse_rate",
     "level": "level_playable_rate",
     "play-format": "play_format_rate",
+    "svg": "svg_render_rate",
 }
 SHORT = {"evaluate": "eval", "generate": "gen", "perplexity": "ppl", "accuracy": "acc"}
 

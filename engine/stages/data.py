@@ -62,6 +62,8 @@ def corpus_inputs(source: dict) -> dict:
 
     corpus = CORPORA[source["corpus"]]
     out: dict = {f"package {corpus.PACKAGE.dist}": Known(corpus.PACKAGE.version())}
+    if hasattr(corpus, "VERSION"):  # its reader's own version (a normal form of the files)
+        out[f"corpus {source['corpus']}"] = Known(f"version {corpus.VERSION}")
     for path in corpus.files(source):
         out[f"{corpus.PACKAGE.dist}/{path.parent.name}/{path.name}"] = path
     return out

@@ -108,6 +108,7 @@ class CheckContext:
     def __init__(self, ctx, tokenizer):
         self.ctx, self.tokenizer = ctx, tokenizer
         self.copy_span = ctx.params["generate"]["copy_span"]
+        self.out = ctx.out  # where a check may write files of its own (the svg check's thumbnails)
 
     def copy_index(self):
         from engine.checks.copying import Index
