@@ -164,6 +164,8 @@ def test_run_reads_the_remote_by_default_and_pushes_only_when_the_operator_says(
     other = clone(project, tmp_path, monkeypatch)
     ran(fakes)
     capsys.readouterr()
+    assert main(["plan", SPEC]) == 0
+    assert f"remote {remote}: `engine run` pulls each stage it has instead of building it" in capsys.readouterr().out
     assert main(["run", SPEC]) == 0
     err = capsys.readouterr().err
     assert ran(fakes) == [] and err.count("pulled from") == 5, err
@@ -329,3 +331,16 @@ def test_runtime_remote_is_never_hashed(project, capsys, tmp_path):
     spec = project / "specs" / "x.yaml"
     spec.write_text(spec.read_text() + f"runtime: {{remote: '{(tmp_path / 'r').as_uri()}'}}\n")
     assert set(actions(capsys).values()) == {"cached"} and set(before.values()) == {"run"}
+
+
+def test_a_missing_bucket_is_named(project, capsys, monkeypatch, moto_endpoint):
+    for name, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["run", SPEC]) == 0
+    capsys.readouterr()
+    assert main(["cache", "push", "s3://no-such-bucket/engine"]) == 1
+    assert ("error: remote s3://no-such-bucket/engine: writing engine-remote.json failed: The specified bucket does not "
+            "exist; create the bucket first") in capsys.readouterr().err
+    assert main(["cache", "pull", "s3://no-such-bucket/engine"]) == 1
+    assert "no engine remote at s3://no-such-bucket/engine" in capsys.readouterr().err

@@ -162,7 +162,7 @@ def pull(args) -> int:
     started = time.time()
     remote = open_remote(args.url)
     if not remote.probe():
-        raise RemoteError(f"no engine remote at {remote.name} (it has no engine-remote.json): check the URL; "
+        raise RemoteError(f"no engine remote at {remote.name} (it has no engine-remote.json): check the URL (and that its bucket or folder exists); "
                           f"`engine cache push {remote.name}` creates one")
     moved: list[dict] = []
     tally = {"here": 0, "absent": 0}

@@ -119,12 +119,16 @@ class Remote:
         return self._path("entries", key[:2], key)
 
     @contextlib.contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
+    def _errors(self, what: str, writing: bool = False) -> Iterator[None]:
         """Turn a backend's own exceptions (botocore, aiohttp, paramiko, OSError) into a RemoteError
-        that says where and what; a missing object stays FileNotFoundError for the caller."""
+        that says where and what; a missing object stays FileNotFoundError for a reader."""
         try:
             yield
-        except (FileNotFoundError, EngineError, KeyboardInterrupt):
+        except FileNotFoundError as exc:
+            if writing:  # a missing bucket (folders are created as needed)
+                raise RemoteError(f"remote {self.name}: {what} failed: {exc}; create the bucket first") from exc
+            raise
+        except (EngineError, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - every backend has its own exception types
             hint = ("check the credentials and that this user may write there" if isinstance(exc, PermissionError)
@@ -300,7 +304,7 @@ class Remote:
         self._folder(target.rsplit("/", 1)[0])
         digest = hashlib.sha256()
         with open(source, "rb") as local:
-            with self._errors(f"uploading {rel}"):
+            with self._errors(f"uploading {rel}", writing=True):
                 handle = self.fs.open(target, "wb")
                 try:
                     while chunk := local.read(CHUNK):
@@ -319,7 +323,7 @@ class Remote:
         """Write a small file whole or not at all: a temporary name, then a move."""
         self._folder(path.rsplit("/", 1)[0])
         temporary = f"{path}.{os.urandom(6).hex()}.tmp"
-        with self._errors(f"writing {path.rsplit('/', 1)[-1]}"):
+        with self._errors(f"writing {path.rsplit('/', 1)[-1]}", writing=True):
             self.fs.pipe_file(temporary, body)
             self.fs.mv(temporary, path)
 

@@ -21,19 +21,22 @@ _YES = {"1", "true", "yes", "on"}
 BAR_BYTES = 16 << 20  # a smaller transfer takes well under a second: no bar
 
 
-def remote_settings(spec_remote: str | None, spec_root: Path, push_flag: bool = False) -> tuple[str | None, bool]:
-    """(URL or None, whether to push) from the environment, the spec's runtime.remote and --push.
-
-    A plain path in the spec is relative to the spec's folder, as every path in a spec is."""
+def remote_url(spec_remote: str | None, spec_root: Path) -> str | None:
+    """The remote a run uses: ENGINE_REMOTE, else the spec's runtime.remote (a plain path in the
+    spec is relative to the spec's folder, as every path in a spec is); None for none."""
     env = os.environ.get("ENGINE_REMOTE", "").strip()
     if env.lower() in ("none", "off"):
-        url = None
-    elif env:
-        url = env
-    elif spec_remote:
-        url = spec_remote if "://" in spec_remote else str((spec_root / spec_remote).resolve())
-    else:
-        url = None
+        return None
+    if env:
+        return env
+    if spec_remote:
+        return spec_remote if "://" in spec_remote else str((spec_root / spec_remote).resolve())
+    return None
+
+
+def remote_settings(spec_remote: str | None, spec_root: Path, push_flag: bool = False) -> tuple[str | None, bool]:
+    """(URL or None, whether to push) from `remote_url` and the operator's --push or ENGINE_REMOTE_PUSH."""
+    url = remote_url(spec_remote, spec_root)
     push = push_flag or os.environ.get("ENGINE_REMOTE_PUSH", "").strip().lower() in _YES
     if push and url is None:
         raise UsageError("--push (or ENGINE_REMOTE_PUSH=1) needs a remote: set runtime.remote in the spec or "
