@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from engine.cli import spec_args, store_arg
-from engine.errors import EngineError
+from engine.errors import EngineError, UsageError
 
 
 def register(sub) -> None:
@@ -27,6 +27,12 @@ def register(sub) -> None:
         if name == "run":
             p.add_argument("--trust-remote-code", action="store_true",
                            help="allow model code from the hub to run; never settable from a spec")
+            p.add_argument("--executor", choices=("local", "ray"), default="local",
+                           help="local: stages one at a time in this process (default); ray: every stage whose upstream "
+                                "is ready at once, as Ray tasks (pip install ray)")
+            p.add_argument("--address", metavar="ADDR",
+                           help="with --executor ray: the Ray cluster to join (e.g. ray://head:10001, or auto); "
+                                "default a local Ray instance started for this run")
             p.add_argument("--push", action="store_true",
                            help="push the entries this run builds to the remote (runtime.remote or ENGINE_REMOTE); also "
                                 "ENGINE_REMOTE_PUSH=1. Never settable from a spec: by default a run only reads the remote")
@@ -100,12 +106,22 @@ def run(args) -> int:
     from engine.core.reporter import ConsoleReporter
 
     p = _plan(args)
-    link = RunLink.open(*remote_settings(p.spec.get("runtime.remote"), p.spec.root, args.push))
+    settings = remote_settings(p.spec.get("runtime.remote"), p.spec.root, args.push)
+    link = RunLink.open(*settings)
+    if args.address and args.executor != "ray":
+        raise UsageError("--address is the Ray cluster of --executor ray; add --executor ray")
+    executor = None
+    if args.executor == "ray" and any(step.action != "cached" for step in p.steps):
+        from engine.core.ray_executor import RayExecutor
+
+        executor = RayExecutor(p.spec.path, p.overrides, p.store.root,
+                               {"trust_remote_code": args.trust_remote_code, "allow_pickle": args.allow_pickle},
+                               args.address, settings, (p.spec.get("runtime") or {}).get("device", "auto"))
     terminate_gracefully()
     reporter = ConsoleReporter(quiet=False)
     try:
         outcome = api.run(p, reporter, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
-                          remote=link)
+                          remote=link, executor=executor)
     finally:
         reporter.close()  # Ctrl-C, SIGTERM or a crash never leave a live bar or a hidden cursor behind
     result = outcome.result

@@ -3,6 +3,11 @@
 The runner sends events (started, cached, done, failed, skipped) to a reporter and prints
 nothing itself. A failure caches nothing and skips only what depends on it: independent branches
 (generate when evaluate failed) still run. Ctrl-C leaves no partial entry.
+
+By default stages run one at a time in this process. An `Executor` (engine/core/ray_executor.py)
+builds every stage whose upstream is ready at once, elsewhere; the store's per-key locks and
+atomic commits keep the one-build-per-key guarantee, and this process still decides what runs,
+checks upstream entries, and handles cached steps, skips and failures the same way.
 """
 from __future__ import annotations
 
@@ -59,18 +64,73 @@ class Remote(Protocol):
     def publish(self, store: Store, entry: Entry, name: str, reporter: Reporter) -> None: ...
 
 
+class Executor(Protocol):
+    """Builds stages elsewhere, several at once (engine.core.ray_executor): `submit` starts one
+    step's build and returns a handle; `wait` blocks until one of `handles` ends and returns it
+    with the key it committed and the events it sent; `cancel` stops them all (Ctrl-C)."""
+
+    def submit(self, step: Step, upstream: dict[str, str]) -> object: ...
+
+    def wait(self, handles: list) -> tuple[object, dict]: ...
+
+    def cancel(self, handles: list) -> None: ...
+
+
 def run_plan(graph: Graph, steps: list[Step], store: Store, digests: DigestCache, reporter: Reporter,
-             options: dict | None = None, remote: Remote | None = None) -> RunResult:
+             options: dict | None = None, remote: Remote | None = None, executor: Executor | None = None) -> RunResult:
     """Execute the RUN steps of a plan; see module docstring. With a `remote`, a stage whose entry
-    the remote has is pulled instead of built, and what is built is offered to it."""
+    the remote has is pulled instead of built, and what is built is offered to it. With an
+    `executor`, every stage whose upstream is ready is built at once, through it."""
     run = _Run(graph, steps, store, digests, reporter, options or {}, remote)
     try:
-        for step in steps:
-            run.step(step)
+        if executor is None:
+            for step in steps:
+                run.step(step)
+        else:
+            _run_through(run, steps, executor)
     finally:
         run.release()
     digests.save()
     return run.result
+
+
+def _run_through(run: "_Run", steps: list[Step], executor: Executor) -> None:
+    """Submit each step as soon as every upstream step has ended; handle ends as they come.
+    Cached steps, skips and failures are handled here exactly as in the one-at-a-time loop."""
+    waiting, running = list(steps), {}
+    try:
+        while waiting or running:
+            unfinished = {s.node.name for s in waiting} | {s.node.name for s in running.values()}
+            for step in [s for s in waiting if not set(s.node.deps) & unfinished]:
+                waiting.remove(step)
+                if not run.ready(step):
+                    continue
+                try:
+                    run.prepare(step)
+                    run.reporter.event(Event("started", step.node.name, render_all(step.reasons)))
+                    running[executor.submit(step, {d: run.result.entries[d].key for d in step.node.deps})] = step
+                except Exception as exc:  # noqa: BLE001 - reported, never cached
+                    run.fail(step, exc)
+            if not running:
+                continue
+            handle, outcome = executor.wait(list(running))
+            step = running.pop(handle)
+            for kind, message, seconds in outcome.get("events", []):
+                if kind != "started":
+                    run.reporter.event(Event(kind, step.node.name, message, seconds))
+            if outcome.get("error"):
+                run.fail(step, StageError(outcome["error"]))
+                continue
+            entry, problem = run.store.check(outcome["key"])
+            if entry is None:
+                run.fail(step, StageError(f"the executor built {step.node.name} but its entry is not in this store "
+                                          f"({problem or 'missing'}); with a cluster, set runtime.remote so entries "
+                                          "travel between machines"))
+                continue
+            run.finish(step, entry, outcome.get("fresh", True))
+    except BaseException:
+        executor.cancel(list(running))
+        raise
 
 
 class _Run:
@@ -88,34 +148,47 @@ class _Run:
         self.held: list[int | None] = []
 
     def step(self, step: Step) -> None:
+        if not self.ready(step):
+            return
+        try:
+            self.prepare(step)
+            self.build(step)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any stage failure is reported, never cached
+            self.fail(step, exc)
+            return
+        self.digests.save()
+
+    def ready(self, step: Step) -> bool:
+        """False when the step needs no building: cached (used as it is) or skipped (an upstream failed)."""
         name, result = step.node.name, self.result
         if step.action == CACHED and step.entry is not None:
             self.use(name, step.entry)
             self.store.touch(step.entry)
             self.reporter.event(Event("cached", name))
-            return
+            return False
         blocked = [d for d in step.node.deps if d in result.failed or d in result.skipped]
         if blocked:  # a failure skips what depends on it, and nothing else
             cause = sorted({result.skipped.get(d, d) for d in blocked})
             result.skipped[name] = cause[0]
             self.reporter.event(Event("skipped", name, f"because {' and '.join(cause)} failed"))
-            return
-        try:
-            for dep in step.node.deps:
-                self.ensure_sound(dep)
-            if step.key is None:  # its key needed an upstream output that now exists
-                step.payload = compute_payload(self.graph, step.node, self.keys, result.entries, self.digests)
-                step.key = self.keys[name] = key_of(step.payload)
-            self.build(step)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any stage failure is reported, never cached
-            result.failed.append(name)
-            result.errors[name] = exc
-            detail = str(exc) if isinstance(exc, EngineError) else "".join(traceback.format_exception_only(exc)).strip()
-            self.reporter.event(Event("failed", name, detail))
-            return
-        self.digests.save()
+            return False
+        return True
+
+    def prepare(self, step: Step) -> None:
+        """Upstream entries checked sound, and the step's key known (it may need an upstream output)."""
+        for dep in step.node.deps:
+            self.ensure_sound(dep)
+        if step.key is None:
+            step.payload = compute_payload(self.graph, step.node, self.keys, self.result.entries, self.digests)
+            step.key = self.keys[step.node.name] = key_of(step.payload)
+
+    def fail(self, step: Step, exc: BaseException) -> None:
+        self.result.failed.append(step.node.name)
+        self.result.errors[step.node.name] = exc
+        detail = str(exc) if isinstance(exc, EngineError) else "".join(traceback.format_exception_only(exc)).strip()
+        self.reporter.event(Event("failed", step.node.name, detail))
 
     def use(self, name: str, entry: Entry) -> None:
         self.held.append(self.store.hold(entry.key))
@@ -124,6 +197,10 @@ class _Run:
     def build(self, step: Step) -> None:
         entry, fresh = _build(step, self.graph, self.store, self.digests, self.reporter, self.options, self.result.entries,
                               self.remote)
+        self.finish(step, entry, fresh)
+
+    def finish(self, step: Step, entry: Entry, fresh: bool) -> None:
+        """A step's entry is built (or was found built meanwhile): use it, and offer it to the remote."""
         self.use(step.node.name, entry)
         self.sound.add(entry.key)  # built here, or pulled and verified on arrival
         if fresh:
