@@ -1,7 +1,8 @@
 """Fault injection for tests of the engine's guarantees, through the real CLI.
 
-ENGINE_FAULT=POINT:NODE:ACTION acts when the runner reaches POINT (today `before-commit`: the
-stage has written its output, which is not yet committed) for node NODE. ACTION is
+ENGINE_FAULT=POINT:NODE:ACTION acts when the runner reaches POINT for node NODE: `before-commit`
+(the stage has written its output, which is not yet committed; NODE is a stage name) or
+`train-step` (a training step has ended; NODE is `rank-N`, `rank-0` on one process). ACTION is
 `sleep=SECONDS` (announced on stderr first, so a test can act meanwhile: replace an input, send a
 signal, start a second run), `kill` (SIGKILL this process) or `fail`. Unset, it costs one lookup.
 """

@@ -37,7 +37,7 @@ def headline(spec) -> list[tuple[str, str]]:
     return out
 
 
-STAGE_HEADLINES = {"train": ("final_loss", "eval_loss", "steps", "tokens_per_s"), "data": ("train_tokens",)}
+STAGE_HEADLINES = {"train": ("final_loss", "eval_loss", "steps", "tokens_per_s", "processes"), "data": ("train_tokens",)}
 
 
 def stage_headlines(spec, kind: str) -> tuple[str, ...]:

@@ -77,10 +77,12 @@ def _describe(path: Path) -> dict:
 
 class Sigterm:
     """While training, SIGTERM sets `received`, so the step in progress ends with a checkpoint; then
-    `forward` hands it on to the handler from before (the CLI's exits 143). A second one goes on at once."""
+    `forward` hands it on to the handler from before (the CLI's exits 143). A second one goes on at once.
+    `on_signal` is called at the first (the engine running several ranks tells them to stop)."""
 
-    def __init__(self):
+    def __init__(self, on_signal=None):
         self.received = False
+        self.on_signal = on_signal
         self.previous = None  # the handler to restore; None while ours is not installed
 
     def __enter__(self):
@@ -93,7 +95,10 @@ class Sigterm:
     def _handle(self, signum, frame):
         if self.received:
             self.forward()
+            return
         self.received = True
+        if self.on_signal is not None:
+            self.on_signal()
 
     def __exit__(self, *exc):
         if self.previous is not None:

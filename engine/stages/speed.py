@@ -5,9 +5,10 @@ the numbers a GPU user reads (tokens/s, FLOPs per token, MFU, peak memory).
     runtime.micro_batch  auto | N              not keyed: only splits the effective batch
     runtime.compile      true | false          not keyed
 
-The effective batch (train.batch_size x train.gradient_accumulation x devices) is what a spec
-fixes; the micro-batch and accumulation that make it up are the runtime's choice, so the same
-spec trained with micro-batch 8 x 8 or 64 x 1 has one key (the numbers agree to rounding).
+The effective batch (train.batch_size x train.gradient_accumulation) is what a spec fixes, on
+any number of processes; the micro-batch, accumulation and process count that make it up are the
+runtime's choice, so the same spec trained with micro-batch 8 x 8 or 64 x 1, on 1 or 8 devices,
+has one key (the numbers agree to rounding: see README, "Training on several devices").
 """
 from __future__ import annotations
 
@@ -41,19 +42,24 @@ def divisors_desc(n: int) -> list[int]:
 
 
 def pick_micro_batch(effective: int, wanted, spec_batch: int, device: str,
-                     fits: Callable[[int], bool] | None) -> tuple[int, int]:
-    """(micro-batch, accumulation) whose product is `effective` (per device).
+                     fits: Callable[[int], bool] | None, processes: int = 1) -> tuple[int, int]:
+    """(micro-batch, accumulation) whose product is `effective`: this process's share of the
+    spec's effective batch (all of it on one process).
 
     `wanted` is runtime.micro_batch: a number (must divide), or `auto`: on CUDA the largest
-    divisor of `effective` for which `fits(m)` is true (a probe), elsewhere the spec's batch_size.
+    divisor of `effective` for which `fits(m)` is true (a probe), elsewhere the spec's batch_size
+    (or, when a process's share is smaller, the largest divisor of the share below it).
     """
     if isinstance(wanted, int):
         if effective % wanted:
-            raise StageError(f"runtime.micro_batch {wanted} does not divide the effective batch {effective} "
-                             f"(train.batch_size x train.gradient_accumulation); pick one of {divisors_desc(effective)}")
+            what = (f"the effective batch {effective} (train.batch_size x train.gradient_accumulation)" if processes == 1
+                    else f"each process's share {effective} of the effective batch (train.batch_size x "
+                         f"train.gradient_accumulation / {processes} processes)")
+            raise StageError(f"runtime.micro_batch {wanted} does not divide {what}; pick one of {divisors_desc(effective)}")
         return wanted, effective // wanted
     if device != "cuda" or fits is None:
-        return spec_batch, effective // spec_batch
+        size = next(d for d in divisors_desc(effective) if d <= spec_batch)
+        return size, effective // size
     for size in divisors_desc(effective):
         if fits(size):
             return size, effective // size

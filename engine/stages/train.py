@@ -4,19 +4,21 @@ Checkpoints go to the store's work dir named by this stage's key, so an interrup
 same key resumes from its newest complete checkpoint, and a different key never sees them. A
 checkpoint is complete when every file matches the manifest written into it last. SIGTERM ends
 the step in progress with a checkpoint; a NaN or infinite loss, or running out of memory, fails
-the stage naming the fields to change. A failed stage caches nothing.
+the stage naming the fields to change. A failed stage caches nothing. With runtime.processes or
+runtime.nodes above 1 the engine starts the ranks (engine/stages/launcher.py), each runs `train`
+below, and the engine commits what they wrote.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
 
 from engine.errors import StageError
-from engine.stages import speed
+from engine.stages import distributed, speed
 from engine.stages import training_callbacks as callbacks_module
 from engine.stages.checkpoints import MANIFEST, Sigterm, resumable_checkpoint
+from engine.stages.distributed import Ranks
 
 VERSION = 1
 LIBRARIES = ("torch", "transformers", "peft", "accelerate")
@@ -66,6 +68,21 @@ def _lora(model, lora: dict, family):
 
 
 def run(ctx) -> dict:
+    """Train here, or on the ranks runtime.processes and runtime.nodes ask for (the same result)."""
+    settings = distributed.launch_settings(ctx.runtime)
+    if settings.world > 1 and (ctx.runtime or {}).get("fsdp") is not None and ctx.get("model.lora"):
+        raise StageError("runtime.fsdp with model.lora is not supported yet (the adapters are small: DDP replicates "
+                         "them cheaply); leave runtime.fsdp out, or train every weight")
+    resume = resumable_checkpoint(ctx.work / "checkpoints", ctx.log)  # chosen once, for every rank
+    if settings.world > 1:
+        from engine.stages import launcher
+
+        return launcher.launch(ctx, settings, resume)
+    return train(ctx, Ranks(), resume)
+
+
+def train(ctx, ranks: Ranks, resume) -> dict:
+    """The training itself, on one process or as one of `ranks` (engine/stages/train_worker.py)."""
     from engine.stages.loading import quiet_libraries
 
     quiet_libraries()
@@ -80,6 +97,7 @@ def run(ctx) -> dict:
     lora = ctx.get("model.lora")
     device = pick_device(ctx.runtime)
     apply_threads(ctx.runtime)
+    ranks.start(device)
     precision = resolve_precision(train["precision"], device)
     set_seed(ctx.seed)
 
@@ -103,25 +121,33 @@ def run(ctx) -> dict:
 
     n_train = len(dataset["train"])
     train_tokens = sum(len(x) for x in dataset["train"]["input_ids"])
-    world = int(os.environ.get("WORLD_SIZE", "1"))
     batch, accum = train["batch_size"], train["gradient_accumulation"]
-    effective = batch * accum * world
-    batches_per_epoch = math.ceil(n_train / (batch * world))
-    steps_per_epoch = max(1, math.ceil(batches_per_epoch / accum))
+    effective = batch * accum  # the spec's, on any number of ranks: each takes an equal share
+    share = distributed.per_rank_share(effective, ranks.world)
+    batches_per_epoch = math.ceil(n_train / batch)
+    steps_per_epoch = max(1, math.ceil(n_train / effective))
     max_steps = train.get("max_steps") or max(1, math.ceil(steps_per_epoch * train["epochs"]))
     tokens_per_step = train_tokens / n_train * effective
     runtime = ctx.runtime or {}
+    fsdp = runtime.get("fsdp") if ranks.world > 1 else None
+    if runtime.get("fsdp") is not None and fsdp is None:
+        ctx.log("runtime.fsdp: not used on one process; set runtime.processes to shard the model over several")
     kernels = speed.resolve_kernels(train.get("kernels"), device)
     wanted_micro = runtime.get("micro_batch", "auto")
     probe = None
-    if device == "cuda" and wanted_micro == "auto":  # the largest micro-batch that fits, at the real length
+    if device == "cuda" and wanted_micro == "auto" and fsdp is None:  # the largest micro-batch that fits, at the real length
         longest = max(len(x) for x in dataset["train"]["input_ids"])
-        probe = speed.cuda_probe(model.to("cuda"), longest, model.config.vocab_size, precision, family.labelled)
-    micro, micro_accum = speed.pick_micro_batch(batch * accum, wanted_micro, batch, device, probe)
+        probe = speed.cuda_probe(model.to(f"cuda:{ranks.local_rank}"), longest, model.config.vocab_size, precision,
+                                 family.labelled)
+    micro, micro_accum = speed.pick_micro_batch(share, wanted_micro, batch, device, probe, ranks.world)
+    if probe is not None and ranks.world > 1:  # every rank must take the same split
+        micro = int(ranks.reduce([micro], "min")[0])
+        micro_accum = share // micro
+    strategy = "fsdp" if fsdp is not None else "ddp" if ranks.world > 1 else "single"
     ctx.log(f"{device} {precision}; effective batch {effective} ({micro} micro-batch x {micro_accum} accumulation x "
-            f"{world} device(s)), ~{tokens_per_step:,.0f} tokens/step, {batches_per_epoch} batches/epoch, "
-            f"{steps_per_epoch} steps/epoch, {max_steps} steps; trainable {trainable / 1e6:.2f}M of "
-            f"{total / 1e6:.2f}M parameters; kernels {kernels}")
+            f"{ranks.world} process(es){', ' + strategy.upper() if ranks.world > 1 else ''}), ~{tokens_per_step:,.0f} "
+            f"tokens/step, {batches_per_epoch} batches/epoch, {steps_per_epoch} steps/epoch, {max_steps} steps; "
+            f"trainable {trainable / 1e6:.2f}M of {total / 1e6:.2f}M parameters; kernels {kernels}")
 
     has_validation = "validation" in dataset  # the data stage leaves empty splits out
     early = train.get("early_stopping")
@@ -142,7 +168,7 @@ def run(ctx) -> dict:
     arguments = dict(
         output_dir=str(ctx.work / "checkpoints"), max_steps=max_steps,
         per_device_train_batch_size=micro, gradient_accumulation_steps=micro_accum,
-        per_device_eval_batch_size=batch,  # eval loss averages per batch: the spec's batch, whatever the split
+        per_device_eval_batch_size=distributed.eval_batch(batch, ranks.world),  # eval loss averages per batch: the spec's
         learning_rate=train["learning_rate"], weight_decay=train["weight_decay"], warmup_steps=train["warmup_steps"],
         lr_scheduler_type=train["scheduler"], max_grad_norm=train["max_grad_norm"] or 0.0,
         logging_steps=train["log_every"], logging_nan_inf_filter=False,  # a NaN must show, not be averaged away
@@ -153,23 +179,29 @@ def run(ctx) -> dict:
         seed=ctx.seed, data_seed=ctx.seed, report_to=trackers, disable_tqdm=True, remove_unused_columns=False,
         dataloader_num_workers=runtime.get("dataloader_workers", 0), use_liger_kernel=kernels == "liger",
     )
+    if ranks.world > 1:  # every node keeps whole checkpoints in its own work dir, so each can resume
+        arguments.update(ddp_backend="nccl" if device == "cuda" else "gloo", save_on_each_node=ranks.nodes > 1,
+                         **distributed.fsdp_arguments(fsdp))
     sigterm = Sigterm()
-    guard = callbacks_module.callbacks().LossGuard(model)
+    guard = callbacks_module.callbacks().LossGuard(model, ranks)
     progress = callbacks_module.progress_callback(ctx, max_steps, tokens_per_step, guard)
-    callbacks = [guard, progress, callbacks_module.callbacks().Checkpoints(ctx, sigterm)]  # guard first: its loss
+    stop_file = ctx.work / "distributed" / "STOP" if ranks.world > 1 else None
+    checkpoints = callbacks_module.callbacks().Checkpoints(ctx, sigterm, ranks, stop_file)
+    callbacks = [guard, progress, checkpoints]  # guard first: its loss
     if early:
         callbacks.append(EarlyStoppingCallback(early["patience"], early["min_delta"]))
 
     def make_trainer(compiled: bool):
-        trainer = Trainer(model=model, args=TrainingArguments(**arguments, torch_compile=compiled),
-                          train_dataset=dataset["train"], eval_dataset=dataset["validation"] if has_validation else None,
-                          data_collator=family.collator(tokenizer.pad_token_id), callbacks=callbacks)
+        kind = distributed.trainer_class() if ranks.world > 1 else Trainer
+        trainer = kind(model=model, args=TrainingArguments(**arguments, torch_compile=compiled),
+                       train_dataset=dataset["train"], eval_dataset=dataset["validation"] if has_validation else None,
+                       data_collator=family.collator(tokenizer.pad_token_id), callbacks=callbacks)
         trainer.remove_callback(PrinterCallback)  # our progress bar shows the loss; no dict dumps
         return trainer
 
     compiled = bool(runtime.get("compile"))
     trainer = make_trainer(compiled)
-    resume = resumable_checkpoint(ctx.work / "checkpoints", ctx.log)
+    resume = ranks.agree_resume(resume, ctx.log)
     if resume:
         ctx.log(f"resuming from {resume.name} of this same key")
     started = time.time()
@@ -182,7 +214,8 @@ def run(ctx) -> dict:
                     raise
                 ctx.log(f"runtime.compile: torch.compile failed ({type(exc).__name__}); training without it")
                 compiled, trainer = False, make_trainer(False)
-                resume = resumable_checkpoint(ctx.work / "checkpoints", ctx.log)
+                if ranks.world == 1:  # the ranks keep the one they agreed on: none saved since
+                    resume = resumable_checkpoint(ctx.work / "checkpoints", ctx.log)
                 output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except (MemoryError, RuntimeError) as exc:
         if not isinstance(exc, (MemoryError, torch.OutOfMemoryError)) and "out of memory" not in str(exc):
@@ -192,42 +225,59 @@ def run(ctx) -> dict:
         progress.close()
         guard.remove()
     wall = time.time() - started
-    if sigterm.received:
+    if checkpoints.stopping:  # SIGTERM (or, on several ranks, the engine's STOP): every rank at the same step
         step = trainer.state.global_step
         saved = ctx.work / "checkpoints" / f"checkpoint-{step}"
         resumes = (f"{saved.name} saved in {saved.parent}; running the same `engine run` command again resumes from it"
                    if (saved / MANIFEST).is_file() else "no checkpoint was saved; a rerun starts again at step 0")
+        if ranks.world > 1:
+            return {"stopped": f"stopped by SIGTERM at step {step}; {resumes}"}  # the engine says it and exits
         ctx.log(f"stopped by SIGTERM at step {step}; {resumes}")
         sigterm.forward()  # the handler from before training ends the process (the CLI: exit 143)
         raise StageError(f"stopped by SIGTERM at step {step}; {resumes}")  # if that handler lets it go on
 
-    final = trainer.model
-    if lora and lora["merge"]:
-        final = final.merge_and_unload()
-    if labels:
-        (ctx.out / "labels.json").write_text(json.dumps(labels), encoding="utf-8")
-    if lora and not lora["merge"]:
-        final.save_pretrained(ctx.out / "adapter")
-    else:
-        final.save_pretrained(ctx.out / "model", safe_serialization=True)
-        tokenizer.save_pretrained(ctx.out / "model")
+    save_output(trainer, ctx.out, ranks, tokenizer, lora, labels, fsdp is not None)
     history = trainer.state.log_history
-    (ctx.out / "log_history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
+    if ranks.writes:
+        (ctx.out / "log_history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
     losses = [h["loss"] for h in history if "loss" in h]
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     steps_done = trainer.state.global_step
     metrics = {"train_loss": output.training_loss, "final_loss": losses[-1] if losses else output.training_loss,
                "steps": steps_done, "tokens_per_s": round(progress.tokens_seen / wall, 1) if wall else 0.0}
+    if ranks.world > 1:  # shown by `engine show`; a run on one process has no such number
+        metrics["processes"] = ranks.world
     if evals:
         metrics["eval_loss"] = evals[-1]
     tokens_per_s = progress.tokens_seen / wall if wall else 0.0
     performance = speed.device_facts(device, tokens_per_s, speed.flops_per_token(total, trainable))
     ctx.log(f"{tokens_per_s:,.0f} tokens/s, " + speed.describe(performance))
-    performance.update({"micro_batch": micro, "accumulation": micro_accum, "kernels": kernels, "compiled": compiled})
+    performance.update({"micro_batch": micro, "accumulation": micro_accum, "kernels": kernels, "compiled": compiled,
+                        "processes": ranks.world, "nodes": ranks.nodes, "strategy": strategy})
     return {"metrics": metrics, "facts": {**performance, "device": device, "precision": precision, "effective_batch": effective,
                                           "steps_per_epoch": steps_per_epoch, "total_steps": max_steps,
                                           "trainable_parameters": trainable, "warnings": warnings,
                                           "resumed_from": resume.name if resume else None}}
+
+
+def save_output(trainer, out, ranks: Ranks, tokenizer, lora, labels, sharded: bool) -> None:
+    """The trained model (merged, or the adapter) into the stage's output dir. On several ranks every
+    DDP replica holds the same weights and local rank 0 of each node writes them; FSDP gathers the
+    whole state from every rank first."""
+    state = trainer.accelerator.get_state_dict(trainer.model) if sharded else None  # every rank takes part
+    ranks.finish()  # no more collectives; and save_pretrained then writes on every node, not on rank 0 alone
+    if not ranks.writes:
+        return
+    final = trainer.accelerator.unwrap_model(trainer.model) if sharded else trainer.model
+    if lora and lora["merge"]:
+        final = final.merge_and_unload()
+    if labels:
+        (out / "labels.json").write_text(json.dumps(labels), encoding="utf-8")
+    if lora and not lora["merge"]:  # (never sharded: runtime.fsdp refuses model.lora)
+        final.save_pretrained(out / "adapter")
+    else:
+        final.save_pretrained(out / "model", safe_serialization=True, **({"state_dict": state} if sharded else {}))
+        tokenizer.save_pretrained(out / "model")
 
 
 def schedule_warnings(train: dict, steps: int, batches_per_epoch: int, steps_per_epoch: int, evaluates: bool) -> list[str]:

@@ -7,6 +7,7 @@ import math
 import time
 from pathlib import Path
 
+from engine.core.faults import fault_hook
 from engine.errors import StageError
 from engine.stages.checkpoints import Sigterm, write_manifest
 
@@ -64,16 +65,24 @@ def callbacks():
 
     class LossGuard(TrainerCallback):
         """Fails the step whose training loss is NaN or infinite, whatever is logged: the Trainer
-        only logs every `log_every` steps. One device sync per optimizer step."""
+        only logs every `log_every` steps. One device sync per optimizer step (and, on several
+        ranks, one all-reduce: every rank sees the same loss and fails at the same step).
 
-        def __init__(self, model):
+        A micro-batch's loss is its token sum over the whole step's tokens when the Trainer passes
+        `num_items_in_batch` (so the step's loss is their sum over micro-batches and ranks), else
+        its own mean (the step's loss is then their mean)."""
+
+        def __init__(self, model, ranks=None):
+            self.ranks = ranks
             self.losses: list = []
-            self.last_loss: float | None = None  # the mean loss of the last optimizer step
-            self.hook = model.register_forward_hook(self._record)
+            self.summed = False  # whether the losses are shares of the step's token sum
+            self.last_loss: float | None = None  # the loss of the last optimizer step
+            self.hook = model.register_forward_hook(self._record, with_kwargs=True)
 
-        def _record(self, module, args, output):
+        def _record(self, module, args, kwargs, output):
             loss = output.get("loss") if isinstance(output, dict) else None
             if module.training and loss is not None:
+                self.summed = kwargs.get("num_items_in_batch") is not None
                 self.losses.append(loss.detach().float().reshape(-1))
 
         def on_step_end(self, args, state, control, **kwargs):
@@ -84,26 +93,43 @@ def callbacks():
             bad = values[~torch.isfinite(values)]
             if bad.numel():
                 raise StageError(non_finite_advice("loss", bad[0].item(), state.global_step))
-            self.last_loss = values.mean().item()
+            total, count = values.sum().item(), values.numel()
+            if self.ranks is not None and self.ranks.world > 1:
+                total, count = self.ranks.reduce([total, count])
+            if not math.isfinite(total):  # another rank's
+                raise StageError(non_finite_advice("loss", total, state.global_step))
+            self.last_loss = total if self.summed else total / count
 
         def remove(self):
             self.hook.remove()
 
     class Checkpoints(TrainerCallback):
-        """Writes each saved checkpoint's manifest; on SIGTERM, saves one and stops training."""
+        """Writes each saved checkpoint's manifest; on SIGTERM, saves one and stops training. On
+        several ranks the stop is agreed (SIGTERM to any rank, or the engine's `stop_file`), so
+        all stop at the same step, and the manifest waits for every rank's files."""
 
-        def __init__(self, ctx, sigterm: Sigterm):
+        def __init__(self, ctx, sigterm: Sigterm, ranks=None, stop_file: Path | None = None):
             self.ctx, self.sigterm, self.stopping = ctx, sigterm, False
+            self.ranks, self.stop_file = ranks, stop_file
+            self.label = f"rank-{ranks.rank}" if ranks is not None else "rank-0"
 
         def on_step_end(self, args, state, control, **kwargs):
-            if self.sigterm.received and not self.stopping:
+            fault_hook("train-step", self.label)
+            stop = self.sigterm.received or (self.stop_file is not None and self.stop_file.exists())
+            if self.ranks is not None and self.ranks.world > 1:
+                stop = self.ranks.reduce([float(stop)], "max")[0] > 0
+            if stop and not self.stopping:
                 self.stopping = True
                 control.should_save = control.should_training_stop = True
                 self.ctx.log(f"SIGTERM: saving checkpoint-{state.global_step}, then stopping")
 
         def on_save(self, args, state, control, **kwargs):
+            if self.ranks is not None and self.ranks.world > 1:
+                import torch.distributed as dist
+
+                dist.barrier()  # each rank saves its own RNG state: all of them are in before the manifest
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if state.is_world_process_zero and folder.is_dir():
+            if args.should_save and folder.is_dir():  # world rank 0; local rank 0 of each node with save_on_each_node
                 write_manifest(folder)
 
     return types.SimpleNamespace(Progress=Progress, LossGuard=LossGuard, Checkpoints=Checkpoints)
