@@ -203,3 +203,26 @@ def test_sigterm_stops_every_rank_at_one_checkpoint_and_a_rerun_resumes(project,
     done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"resuming from checkpoint-{step}" in done.stderr
+
+
+def test_the_step_loss_adds_token_shares_and_averages_means():
+    """With `num_items_in_batch` each micro-batch's loss is its share of the step's token mean (the
+    step's loss is their sum); without it, each is its own mean (the step's loss is their mean)."""
+    import torch
+
+    from engine.stages.training_callbacks import callbacks
+
+    class Fake(torch.nn.Module):
+        def forward(self, value, num_items_in_batch=None):
+            return {"loss": torch.tensor(value)}
+
+    model = Fake()
+    guard = callbacks().LossGuard(model)
+    for value in (1.5, 2.5):  # two micro-batches of one step, each its share of the token sum
+        model(value, num_items_in_batch=10)
+    guard.on_step_end(None, None, None)
+    assert guard.last_loss == 4.0
+    for value in (1.5, 2.5):
+        model(value)
+    guard.on_step_end(None, None, None)
+    assert guard.last_loss == 2.0
