@@ -123,6 +123,22 @@ def test_play_format_accepts_every_corpus_scene():
     assert all(play_format.analyse(scene["text"])["follows_format"] for scene in shakespeare.scenes(path))
 
 
+def test_abc_after_an_instruction_and_whether_it_follows_it():
+    class Context:
+        def training_texts(self):
+            return [VALID_TUNE]
+
+    instruction = "Write a folk tune in ABC notation called \"X\", in 4/4 time and the key of G.\n"
+    samples = [{"prompt": instruction, "completion": VALID_TUNE, "fields": {"meter": "4/4", "key": "G"}},
+               {"prompt": instruction, "completion": VALID_TUNE, "fields": {"meter": "6/8", "key": "G"}},
+               {"prompt": instruction, "completion": "no tune here", "fields": {"meter": "4/4", "key": "G"}}]
+    out = abc_notation.run(samples, Context())
+    assert out["abc_parse_rate"] == pytest.approx(2 / 3)  # the instruction line is not read as ABC
+    assert out["abc_follows_rate"] == pytest.approx(1 / 3)
+    assert [s["abc"]["follows"] for s in samples] == [True, False, False]
+    assert "abc_follows_rate" not in abc_notation.run([{"prompt": "", "completion": VALID_TUNE}], Context())
+
+
 def test_abc_reference_uses_separate_training_tunes():
     class Context:
         def training_texts(self):

@@ -1,16 +1,20 @@
 """abc: is each sample a usable tune in ABC notation?
 
-Per sample (the prompt and its completion, as the tune starts in the prompt):
+Per sample (the prompt and its completion from the first `X:` line on: a tune starts in the
+prompt, or after an instruction that is not ABC):
   parses         music21's ABC parser reads it into a score with at least one note
   has_headers    it has the X:, M:, L: and K: header fields
   complete_bars  it has at least 3 bars, and every bar but the first (a pickup) and the last is
                  exactly as long as the metre says
 and the pitch-class entropy (bits, of 12 classes) of the samples against that of 60 training
-tunes drawn with a fixed seed.
+tunes drawn with a fixed seed. With record prompts (instruction data: `generate.prompts` as
+`{meter: 6/8, key: G, ...}`), `abc_follows_rate` is the share of samples whose M: and K: headers
+are the metre and key the prompt asked for.
 """
 from __future__ import annotations
 
-VERSION = 4  # (2: several tunes judged by the first; 3: 3+ bars, 60 reference tunes; 4: tunes split at end-of-text) bump when the same samples would get other results
+VERSION = 5  # (2: several tunes judged by the first; 3: 3+ bars, 60 reference tunes; 4: tunes split at end-of-text;
+# 5: the tune starts at the first X: line, follows_rate for record prompts) bump when the same samples would get other results
 
 import math
 import random
@@ -79,10 +83,35 @@ def check_tune(text: str) -> dict:
             "pitch_classes": pitch_classes(score) if score is not None else []}
 
 
+def tune_text(text: str) -> str:
+    """The text from its first `X:` line on (all of it when it has none)."""
+    start = re.search(r"(?m)^X:", text)
+    return text[start.start():] if start else text
+
+
+def header_values(text: str) -> dict[str, str]:
+    """The first value of each header field, spaces removed: {"M": "6/8", "K": "G"}."""
+    out: dict[str, str] = {}
+    for match in re.finditer(r"(?m)^([A-Z]):(.*)$", text):
+        out.setdefault(match.group(1), match.group(2).replace(" ", ""))
+    return out
+
+
+def follows(text: str, asked: dict) -> bool:
+    """Whether the tune's M: and K: are the metre and key a record prompt asked for."""
+    found = header_values(text)
+    return all(found.get(field) == str(asked[name]).replace(" ", "")
+               for field, name in (("M", "meter"), ("K", "key")) if name in asked)
+
+
 def run(samples: list[dict], context) -> dict:
-    results = [check_tune(s["prompt"] + s["completion"]) for s in samples]
-    for sample, result in zip(samples, results):
+    texts = [tune_text(s["prompt"] + s["completion"]) for s in samples]
+    results = [check_tune(text) for text in texts]
+    asked = [s.get("fields") or {} for s in samples]
+    for sample, text, result, fields in zip(samples, texts, results, asked):
         sample["abc"] = {k: v for k, v in result.items() if k != "pitch_classes"}
+        if {"meter", "key"} & set(fields):
+            sample["abc"]["follows"] = follows(text, fields)
     tunes = [t.strip() for text in context.training_texts() for t in re.split(r"(?m)^(?=X:)", text.strip())
              if t.startswith("X:")]
     reference = random.Random(0).sample(tunes, min(REFERENCE_TUNES, len(tunes)))
@@ -91,4 +120,6 @@ def run(samples: list[dict], context) -> dict:
     return {"abc_parse_rate": share("parses"), "abc_header_rate": share("has_headers"),
             "abc_complete_bars_rate": share("complete_bars"),
             "abc_pitch_entropy": entropy([c for r in results for c in r["pitch_classes"]]),
-            "abc_corpus_pitch_entropy": entropy(corpus_classes)}
+            "abc_corpus_pitch_entropy": entropy(corpus_classes),
+            **({"abc_follows_rate": sum(s["abc"]["follows"] for s in judged) / len(judged)}
+               if (judged := [s for s in samples if "follows" in s["abc"]]) else {})}

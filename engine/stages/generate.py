@@ -62,12 +62,14 @@ def run(ctx) -> dict:
             # a chat prompt holds the template's special tokens as text; plain prompts keep the tokenizer's own
             encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=not params.get("chat")).to(device)
             outputs = model.generate(**encoded, num_return_sequences=count, **settings)
+            asked = params["prompts"][number]  # a record prompt's fields go with its samples, for the checks
             for index, output in enumerate(outputs):
                 new_tokens = output[encoded["input_ids"].shape[1]:]
                 completion = tokenizer.decode(new_tokens, skip_special_tokens=True)
                 ids = [int(t) for t in new_tokens if int(t) != tokenizer.pad_token_id]
                 rows.append({"prompt_index": number, "sample": index, "prompt": prompt, "completion": completion,
-                             "new_tokens": len(ids), "completion_ids": ids})
+                             "new_tokens": len(ids), "completion_ids": ids,
+                             **({"fields": dict(asked)} if isinstance(asked, dict) else {})})
                 bar.advance(1)
     bar.close()
     metrics: dict = {"samples": len(rows)}
