@@ -251,12 +251,15 @@ def test_the_example_records_are_current(tmp_path, monkeypatch, capsys):
     from conftest import REPO
 
     from engine.core.payload import library_versions
+    from engine.corpora import clipart
 
     monkeypatch.setenv("ENGINE_STORE", str(tmp_path / "empty-store"))
     for spec in sorted((REPO / "specs").glob("*.yaml")):
         record = spec.with_name(spec.stem + ".lock.json")
         if not record.exists():
             continue
+        if "corpus: clipart-drawings" in spec.read_text() and clipart.PACKAGE.version() == "absent":
+            continue  # a Debian package the machine lacks (tests/test_drawings.py skips, saying how to install it)
         recorded = {lib: v for node in json.loads(record.read_text())["nodes"].values()
                     for lib, v in node["payload"]["libraries"].items()}
         if library_versions(tuple(recorded)) != recorded:
