@@ -4,7 +4,9 @@ With `packing`, texts are joined with the end-of-text token and cut into full bl
 `max_length` tokens, so no compute is spent on padding. Without it, each text becomes its own
 example (long ones cut into `max_length` pieces) and batches are padded as they are formed.
 
-Turning texts into token examples, in bounded memory, is engine/stages/tokens.py.
+Turning texts into token examples, in bounded memory, is engine/stages/tokens.py; instruction
+and chat data (`data.prompt`/`data.completion`, `data.messages`: loss on the answer alone) is
+engine/stages/instructions.py.
 """
 from __future__ import annotations
 
