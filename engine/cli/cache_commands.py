@@ -96,15 +96,9 @@ def _size(entry) -> int:
     return sum(info["size"] for info in entry.manifest.get("files", {}).values())
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
-
-
 def ls(args) -> int:
+    from engine.core.remote import size_text
+
     store = _store(args)
     rows = []
     for entry in store.entries():
@@ -120,15 +114,16 @@ def ls(args) -> int:
     for column in ("key", "spec", "stage", "size", "last used"):
         table.add_column(column)
     for row in sorted(rows, key=lambda r: -r["last_used"]):
-        table.add_row(row["key"][:12], row["spec"] or "?", row["stage"] or "?", _human(row["bytes"]),
+        table.add_row(row["key"][:12], row["spec"] or "?", row["stage"] or "?", size_text(row["bytes"]),
                       time.strftime("%Y-%m-%d %H:%M", time.localtime(row["last_used"])))
     console = Console(highlight=False)
     console.print(table)
-    console.print(f"{len(rows)} entries, {_human(sum(r['bytes'] for r in rows))} in {store.root}")
+    console.print(f"{len(rows)} entries, {size_text(sum(r['bytes'] for r in rows))} in {store.root}")
     return 0
 
 
 def gc(args) -> int:
+    from engine.core.remote import size_text
     from engine.spec.compose import display_name
 
     from engine.core.project import project_root
@@ -165,7 +160,7 @@ def gc(args) -> int:
                 kept_busy += 1
                 continue
             print(f"{'would remove' if args.dry_run else 'removed'} {entry.key[:12]} {entry.manifest.get('spec')}/"
-                  f"{entry.manifest.get('node')}  {_human(_size(entry))}  ({why})")
+                  f"{entry.manifest.get('node')}  {size_text(_size(entry))}  ({why})")
             freed += _size(entry)
             removed += 1
             if not args.dry_run:
@@ -175,7 +170,7 @@ def gc(args) -> int:
         notes.append(f"kept {kept_young} unreferenced entries younger than {args.grace:g} h (--grace)")
     if kept_busy:
         notes.append(f"kept {kept_busy} entries a running build holds")
-    print(f"{removed} entries, {_human(freed)}{' would be' if args.dry_run else ''} freed"
+    print(f"{removed} entries, {size_text(freed)}{' would be' if args.dry_run else ''} freed"
           + (f"; {'; '.join(notes)}" if notes else ""))
     return 0
 

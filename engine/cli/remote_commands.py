@@ -56,12 +56,6 @@ class _Bytes:
         self.progress.update(self.task, advance=n)
 
 
-def _size_text(n: float) -> str:
-    from engine.core.remote import size_text
-
-    return size_text(n)
-
-
 def _size(manifest: dict) -> int:
     return sum(info["size"] for info in manifest["files"].values())
 
@@ -71,6 +65,8 @@ def _label(manifest: dict) -> str:
 
 
 def _finish(args, verb: str, moved: list[dict], others: list[str], problems: list[str], started: float, url: str) -> int:
+    from engine.core.remote import size_text
+
     seconds = time.time() - started
     size = sum(m["bytes"] for m in moved)
     for problem in problems:
@@ -80,14 +76,14 @@ def _finish(args, verb: str, moved: list[dict], others: list[str], problems: lis
                          indent=2))
     else:
         rate = f" ({size / 1e6 / seconds:.0f} MB/s)" if size > 1e6 and seconds > 0 else ""
-        print(f"{verb} {len(moved)} entries ({_size_text(size)}) in {seconds:.1f}s{rate}"
+        print(f"{verb} {len(moved)} entries ({size_text(size)}) in {seconds:.1f}s{rate}"
               + "".join(f"; {note}" for note in others) + f" [{url}]")
     return 1 if problems else 0
 
 
 def push(args) -> int:
     from engine.cli.cache_commands import _store
-    from engine.core.remote import open_remote
+    from engine.core.remote import open_remote, size_text
     from engine.errors import StoreError
 
     started = time.time()
@@ -123,7 +119,7 @@ def push(args) -> int:
                 continue
             moved.append({"key": entry.key, "entry": _label(entry.manifest), "bytes": sent})
             if not args.json:
-                print(f"pushed {entry.key[:12]} {_label(entry.manifest)}  {_size_text(sent)}")
+                print(f"pushed {entry.key[:12]} {_label(entry.manifest)}  {size_text(sent)}")
     return _finish(args, "pushed", moved, notes, problems, started, remote.name)
 
 
@@ -196,7 +192,7 @@ def _pull_spec(args, spec: str, remote, bar: _Bytes, moved: list, tally: dict, p
 
 def _pull_keys(args, remote, store, keys: list[str], bar: _Bytes, moved: list, tally: dict, problems: list) -> int:
     """Pull each key the local store lacks; how many arrived."""
-    from engine.core.remote import RemoteDamaged
+    from engine.core.remote import RemoteDamaged, size_text
 
     store.prepare()
     todo = []
@@ -231,5 +227,5 @@ def _pull_keys(args, remote, store, keys: list[str], bar: _Bytes, moved: list, t
         arrived += 1
         moved.append({"key": key, "entry": _label(manifest), "bytes": _size(manifest)})
         if not args.json:
-            print(f"pulled {key[:12]} {_label(manifest)}  {_size_text(_size(manifest))}")
+            print(f"pulled {key[:12]} {_label(manifest)}  {size_text(_size(manifest))}")
     return arrived
