@@ -265,6 +265,17 @@ def test_cache_verify_finds_silent_corruption(project, tmp_path, capsys):
     assert ran(project) == ["generate"]
 
 
+def test_cache_verify_finds_a_truncated_file(project, tmp_path, capsys):
+    run(), ran(project)
+    target = next(p for p in (tmp_path / "store" / "store").rglob("params.json") if '"generate"' in p.read_text())
+    target.write_text(target.read_text()[:-5])  # the quick check sees this one: another size
+    assert main(["cache", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert "damaged" in out and "1 damaged" in out
+    assert run() == 0
+    assert ran(project) == ["generate"]
+
+
 def test_record_is_deterministic_and_show_reads_it(project, capsys):
     run()
     first = (project / "spec.lock.json").read_text()

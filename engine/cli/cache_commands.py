@@ -184,8 +184,8 @@ def verify(args) -> int:
         if not store.verify(entry):
             continue
         with store.lock(entry.key):  # look again under the lock: a run may have rebuilt it meanwhile
-            current, _ = store.check(entry.key)
-            problems = store.verify(current) if current else []
+            current, damaged = store.check(entry.key)  # the quick check may already see it (a file gone or cut)
+            problems = store.verify(current) if current else [damaged] if damaged else []
             if problems:
                 bad += 1
                 aside = store.quarantine(entry.key, "; ".join(problems))
