@@ -152,3 +152,24 @@ def test_a_template_naming_a_missing_field(scenes_project, capsys):
     (scenes_project / "spec.yaml").write_text(spec('  prompt: "{setting}:\\n"\n  completion: "{content}"'))
     assert main(["run", "spec.yaml", "--until", "data"]) == 1
     assert "no field 'setting' for the template data.prompt" in capsys.readouterr().err
+
+
+def test_a_tokenizer_trained_on_instruction_data_learns_prompts_and_completions(scenes_project):
+    config = "model:\n  config:\n    architecture: gpt2\n    hidden_size: 32\n    num_layers: 1\n    num_heads: 2\n" \
+             "    max_position_embeddings: 64\n    tokenizer: {train_vocab_size: 300}"
+    (scenes_project / "spec.yaml").write_text(spec(COMPLETION).replace("model: {path: tiny-model}", config))
+    assert main(["run", "spec.yaml", "--until", "data"]) == 0
+    assert nodes(scenes_project)["data"]["metrics"]["train_tokens"] > 0
+
+
+def test_a_chat_template_for_generation_alone_leaves_the_data_key_alone(scenes_project, capsys):
+    def data_key(extra: str) -> str:
+        (scenes_project / "spec.yaml").write_text(spec(COMPLETION + extra))
+        assert main(["run", "spec.yaml", "--until", "model"]) == 0  # data's key needs the model's tokenizer digest
+        capsys.readouterr()
+        assert main(["plan", "spec.yaml", "--json"]) == 0
+        key = next(s["key"] for s in json.loads(capsys.readouterr().out) if s["stage"] == "data")
+        assert key is not None
+        return key
+
+    assert data_key("") == data_key(f"\n  chat_template: {json.dumps(TEMPLATE)}")

@@ -50,6 +50,8 @@ def export(spec_path: str | Path, to: str | Path, fmt: str = "hf", stage: str = 
                          "choose another folder, or add --force to replace it")
     if fmt == "adapter" and not found.adapter:
         raise UsageError(f"--format adapter: {found.stage} trained the whole model (no LoRA adapter); use --format hf")
+    if fmt == "gguf":
+        _check_gguf(found, gguf_type)  # before any weights are loaded
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -89,12 +91,23 @@ def _write(found, fmt: str, work: Path, gguf_type: str, bar) -> dict:
         return {"merged": True}
     from engine.export import gguf_file
 
-    if gguf_type not in gguf_file.TYPES:
-        raise UsageError(f"--gguf-type {gguf_type}: types are {', '.join(gguf_file.TYPES)}")
     name = f"{found.spec_name}-{gguf_type}.gguf"
     written = gguf_file.write(model, tokenizer, work / name, gguf_type, found.spec_name, bar)
     written.update(verify_gguf(work / name, model), file=name, type=gguf_type, merged=found.adapter is not None)
     return written
+
+
+def _check_gguf(found, gguf_type: str) -> None:
+    """Refuse a GGUF export this writer cannot do, from the type and the model's config alone."""
+    from transformers import AutoConfig
+
+    from engine.export import gguf_file
+
+    if gguf_type not in gguf_file.TYPES:
+        raise UsageError(f"--gguf-type {gguf_type}: types are {', '.join(gguf_file.TYPES)}")
+    problem = gguf_file.supported(AutoConfig.from_pretrained(found.full or found.base))
+    if problem:
+        raise EngineError(problem)
 
 
 def _point_at_base(config_file: Path, hub: str | None) -> str | None:

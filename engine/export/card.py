@@ -68,7 +68,7 @@ def _data_rows(nodes: dict) -> list[str]:
         if node.get("kind") != "data":
             continue
         inputs = node.get("payload", {}).get("inputs", {})
-        packages = {label.removeprefix("package "): value for label, value in inputs.items() if label.startswith("package ")}
+        packages = {label.removeprefix("package ") for label in inputs if label.startswith("package ")}
         for label, digest in sorted(inputs.items()):
             if label.startswith("package "):
                 name = label.removeprefix("package ")

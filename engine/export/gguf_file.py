@@ -68,9 +68,9 @@ def write(model, tokenizer, path: Path, kind: str = "f16", name: str = "", bar=N
             raise EngineError(f"--format gguf: no GGUF name for the tensor {hf_name}; use --format hf")
         data = tensor.detach().float().cpu().numpy()
         if hf_name.endswith("q_proj.weight"):
-            data = _permute(data, heads, heads)
+            data = _permute(data, heads)
         elif hf_name.endswith("k_proj.weight"):
-            data = _permute(data, heads, kv_heads)
+            data = _permute(data, kv_heads)
         data, qtype = _encode(data, kind, gguf, np)
         counts[qtype.name] = counts.get(qtype.name, 0) + 1
         writer.add_tensor(target, data, raw_dtype=qtype)
@@ -90,10 +90,9 @@ def _rope_theta(config) -> float:
     return theta
 
 
-def _permute(weights, heads: int, kv_heads: int):
-    """llama.cpp's rotary layout for a query or key projection (convert_hf_to_gguf.LlamaModel.permute)."""
-    if kv_heads != heads:
-        heads = kv_heads
+def _permute(weights, heads: int):
+    """llama.cpp's rotary layout for a query (all heads) or key (key-value heads) projection
+    (convert_hf_to_gguf.LlamaModel.permute)."""
     return (weights.reshape(heads, 2, weights.shape[0] // heads // 2, *weights.shape[1:])
             .swapaxes(1, 2).reshape(weights.shape))
 

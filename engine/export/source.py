@@ -54,7 +54,8 @@ def locate(spec_path, overrides: list[str], stage: str, store) -> Found:
         raise UsageError(f"the record of {stage} ({recorded[:12]}) is out of date: today's key is {step.key[:12]}; "
                          f"run `{run}` (cached) to bring the record up to date, then export")
     out = p.store.entry_path(step.key) / "out"
-    model_stage = next(name for name in p.graph.ancestors(stage) | {stage} if nodes[name].kind == "model")
+    # the model this stage's output belongs to: its `model` input (a multi-phase spec has others upstream)
+    model_stage = stage if nodes[stage].kind == "model" else nodes[stage].inputs["model"]
     model_key = next(s.key for s in p.steps if s.node.name == model_stage)
     full, adapter = out / "model", out / "adapter"
     return Found(stage, nodes[stage].kind, step.key, p.spec.get("task"), full if full.is_dir() else None,

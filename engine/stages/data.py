@@ -32,7 +32,10 @@ def reads(spec) -> tuple[str, ...]:
     from engine.tasks import TASKS
 
     packs = TASKS[spec.get("task")].packs  # a classifier never packs: `data.packing` is not in its key
-    unread = set() if instructions.mode(spec.get("data")) == "text" else {"text"}  # the default `{text}` is unused
+    form = instructions.mode(spec.get("data"))
+    unread = set() if form == "text" else {"text"}  # the default `{text}` is unused
+    if form != "chat":
+        unread.add("chat_template")  # then only `generate.chat` reads it
     fields = tuple(f"data.{name}" for name in spec.get("data") if (packs or name != "packing") and name not in unread)
     return ("task", "seed") + fields + tuple(IGNORES)
 

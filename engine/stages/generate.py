@@ -59,10 +59,12 @@ def run(ctx) -> dict:
     with torch.no_grad():
         for number, prompt in enumerate(prompts):
             set_seed(seed + number)
-            # a chat prompt holds the template's special tokens as text; plain prompts keep the tokenizer's own
-            encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=not params.get("chat")).to(device)
+            # a chat prompt holds the template's special tokens as text, and a record prompt is tokenized as
+            # data.prompt was in training (no special tokens); a plain text prompt keeps the tokenizer's own
+            asked = params["prompts"][number]  # a record prompt's fields also go with its samples, for the checks
+            plain = not params.get("chat") and not isinstance(asked, dict)
+            encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=plain).to(device)
             outputs = model.generate(**encoded, num_return_sequences=count, **settings)
-            asked = params["prompts"][number]  # a record prompt's fields go with its samples, for the checks
             for index, output in enumerate(outputs):
                 new_tokens = output[encoded["input_ids"].shape[1]:]
                 completion = tokenizer.decode(new_tokens, skip_special_tokens=True)

@@ -77,6 +77,15 @@ def columns(records: list[rec.Record], data: dict) -> dict[str, list]:
             "completion": rec.render(records, data["completion"], "data.completion")}
 
 
+def texts(columns: dict[str, list]) -> list[str]:
+    """The split's texts whatever their form: a tokenizer trained on the data learns from these."""
+    if "messages" in columns:
+        return ["\n".join(turn["content"] for turn in turns) for turns in columns["messages"]]
+    if "completion" in columns:
+        return [prompt + completion for prompt, completion in zip(columns["prompt"], columns["completion"])]
+    return columns["text"]
+
+
 def chat_template(tokenizer, data: dict) -> str:
     """The Jinja chat template: the spec's `data.chat_template`, else the tokenizer's own."""
     template = data.get("chat_template") or getattr(tokenizer, "chat_template", None)

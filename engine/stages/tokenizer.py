@@ -11,8 +11,8 @@ SPECIAL = ["<|endoftext|>", "<|pad|>"]
 
 
 def reads(spec) -> tuple[str, ...]:
-    return ("seed", "data.source", "data.text", "data.split", "data.max_records", "data.label", "data.on_bad_rows",
-            "model.config.tokenizer")
+    return ("seed", "data.source", "data.text", "data.prompt", "data.completion", "data.messages", "data.split",
+            "data.max_records", "data.label", "data.on_bad_rows", "model.config.tokenizer")
 
 
 def inputs(spec) -> dict:
@@ -29,7 +29,9 @@ def run(ctx) -> dict:
     data = ctx.params["data"]
     from engine.stages.records import BadRows
 
-    texts = data_stage.load_splits(data, ctx.seed, ctx.spec_root, BadRows(data["on_bad_rows"]))["train"]["text"]
+    from engine.stages.instructions import texts as plain_texts
+
+    texts = plain_texts(data_stage.load_splits(data, ctx.seed, ctx.spec_root, BadRows(data["on_bad_rows"]))["train"])
     vocab_size = ctx.params["model"]["config"]["tokenizer"]["train_vocab_size"]
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL, show_progress=False)
