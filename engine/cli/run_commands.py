@@ -106,12 +106,13 @@ def run(args) -> int:
     from engine.core.reporter import ConsoleReporter
 
     p = _plan(args)
-    settings = remote_settings(p.spec.get("runtime.remote"), p.spec.root, args.push)
-    link = RunLink.open(*settings)
     if args.address and args.executor != "ray":
         raise UsageError("--address is the Ray cluster of --executor ray; add --executor ray")
+    settings = remote_settings(p.spec.get("runtime.remote"), p.spec.root, args.push)
+    builds = any(step.action != "cached" for step in p.steps)  # a fully cached run needs no remote and no Ray
+    link = RunLink.open(*settings) if builds else None
     executor = None
-    if args.executor == "ray" and any(step.action != "cached" for step in p.steps):
+    if args.executor == "ray" and builds:
         from engine.core.ray_executor import RayExecutor
 
         executor = RayExecutor(p.spec.path, p.overrides, p.store.root,
