@@ -1,6 +1,8 @@
 """Bad specs: every problem at once, located, with golden text; never a traceback."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from engine.cli import main
@@ -136,3 +138,51 @@ def test_verbose_shows_traceback(write, capsys):
     path = write("spec.yaml", MINIMAL + "train: {epochs: 0}\n")
     assert main(["-v", "validate", str(path)]) == 2
     assert "Traceback" in capsys.readouterr().err
+
+
+# A base's model source, switched in an override: `null` deletes the inherited key (RFC 7386)
+
+BASE = MINIMAL.replace("  builtin: smollm2-135m\n", "  builtin: smollm2-135m\n  lora: {r: 4}\n")
+
+
+def test_extends_cannot_add_a_second_model_source(write, capsys):
+    write("base.yaml", BASE)
+    write("hub.yaml", "extends: base.yaml\nmodel: {hub: org/name, revision: main}\n")
+    assert errors_of(capsys, "hub.yaml") == [
+        "hub.yaml:2:8  $.model  give exactly one of hub, path, gguf, builtin, config, from (found hub and builtin); "
+        "they are mutually exclusive (builtin comes from base.yaml: `builtin: null` drops it)"]
+
+
+def test_null_in_an_extending_spec_deletes_the_inherited_key(write, capsys):
+    write("base.yaml", BASE)
+    write("hub.yaml", "extends: base.yaml\nmodel: {builtin: null, hub: org/name, revision: main}\n")
+    assert main(["validate", "hub.yaml", "--json"]) == 0
+    model = json.loads(capsys.readouterr().out)["hub.yaml"]["model"]
+    assert "builtin" not in model and model["hub"] == "org/name" and model["lora"]["r"] == 4  # mappings still merge
+
+
+def test_null_in_a_set_deletes_the_key(write, capsys):
+    write("base.yaml", BASE)
+    assert errors_of(capsys, "base.yaml", "--set", "model.hub=org/name", "--set", "model.revision=main") == [
+        "base.yaml:4:3  $.model  give exactly one of hub, path, gguf, builtin, config, from (found hub and builtin); "
+        "they are mutually exclusive (builtin comes from base.yaml: --set model.builtin=null drops it)"]
+    assert main(["validate", "base.yaml", "--json", "--set", "model.builtin=null", "--set", "model.hub=org/name",
+                 "--set", "model.revision=main", "--set", "evaluate.split=null"]) == 0
+    resolved = json.loads(capsys.readouterr().out)["base.yaml"]
+    assert "builtin" not in resolved["model"] and resolved["model"]["hub"] == "org/name"
+    assert "evaluate" not in resolved  # deleting an absent key creates no section on the way
+
+
+@pytest.mark.parametrize("child, expected", [
+    ("model: {builtin: null}\n", "spec.yaml:2:8  $.model  give one of hub, path, gguf, builtin, config, from"),
+    ("model: {buitin: null}\n", "spec.yaml:2:9  $.model.buitin  unknown key (did you mean builtin?)"),
+])
+def test_null_left_in_the_merged_spec_is_reported(child, expected, write, capsys):
+    write("base.yaml", MINIMAL)
+    write("spec.yaml", "extends: base.yaml\n" + child)
+    assert errors_of(capsys, "spec.yaml") == [expected]
+
+
+def test_null_in_a_spec_without_a_base_is_a_type_error(write, capsys):
+    path = write("spec.yaml", MINIMAL.replace("  builtin: smollm2-135m\n", "  builtin: null\n  hub: org/name\n  revision: main\n"))
+    assert "spec.yaml:4:12  $.model.builtin  must be a string (got null)" in errors_of(capsys, path)

@@ -1,7 +1,14 @@
 """Building one document from a spec file, its `extends` chain and `--set` overrides.
 
     base.yaml  <-extends-  child.yaml  <-  --set train.learning_rate=1e-4
-        \\________ deep merge ________/        (mappings merge; lists and scalars replace)
+        \\________ deep merge ________/        (mappings merge; lists and scalars replace;
+                                               null deletes the inherited key)
+
+An override is a merge patch (JSON Merge Patch, RFC 7386; Helm values do the same): `null` removes
+the key it would replace, so `model: {builtin: null, hub: org/name, revision: main}` switches a
+base's model source. The spec language has no null values, so nothing else is lost; a null in a
+spec without a base stays, and validation reports it. A null for a key no spec has, where the
+schema has no such key either, also stays, so a misspelt key is still an unknown key.
 
 Places travel with the values, so an error in a base points at the base file's line.
 """
@@ -67,7 +74,10 @@ def merge(base: Document, over: Document) -> Document:
     def walk(into: dict, new: dict, path: tuple) -> None:
         for key, value in new.items():
             sub = path + (key,)
-            if isinstance(value, dict) and isinstance(into.get(key), dict):
+            if value is None and _deletes(sub, key in into):
+                replace_places(sub)
+                into.pop(key, None)
+            elif isinstance(value, dict) and isinstance(into.get(key), dict):
                 places[sub] = over.places[sub]
                 walk(into[key], value, sub)
             else:
@@ -105,13 +115,18 @@ def apply_overrides(doc: Document, overrides: list[str]) -> Document:
         except SpecError as exc:
             problems.extend(Problem(label, 0, 0, p.path, p.message) for p in exc.problems)
             continue
+        for key in [k for k in places if k[: len(path)] == path]:
+            del places[key]
+        parent = _find(data, path[:-1])
+        if value is None and _deletes(path, isinstance(parent, dict) and path[-1] in parent):
+            if isinstance(parent, dict):
+                parent.pop(path[-1], None)
+            continue
         try:
             _assign(data, path, value)
         except (KeyError, IndexError, TypeError):
             problems.append(Problem(label, 0, 0, json_path(path), "cannot set this path: its parent is not a mapping or the list is too short"))
             continue
-        for key in [k for k in places if k[: len(path)] == path]:
-            del places[key]
         places[path] = Place(label, 0, 0)
     if problems:
         raise SpecError(problems)
@@ -129,6 +144,21 @@ def _check_path(path: tuple, label: str) -> Problem | None:
             hint = suggest_key(str(head[-1]), allowed) if allowed else ""
             return Problem(label, 0, 0, json_path(head), "no such key in the spec" + hint)
     return None
+
+
+def _deletes(path: tuple, present: bool) -> bool:
+    """Whether an override's null at `path` deletes the key there (see the module docstring)."""
+    return isinstance(path[-1], str) and (present or spec_schema.schema_at(path) is not None)
+
+
+def _find(data: Any, path: tuple) -> Any:
+    """The value at `path`, or None where a part is absent."""
+    for part in path:
+        if isinstance(data, dict) and part in data or isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
 
 
 def _assign(data: dict, path: tuple, value: Any) -> None:

@@ -241,6 +241,7 @@ def _explain_one_of(error: ValidationError, path: tuple, places, fallback_file, 
         present = [n for k, n in zip(keyed, names) if any(key in value for key in k)]
         if len(present) > 1:
             message = f"give exactly one of {', '.join(names)} (found {' and '.join(present)}); they are mutually exclusive"
+            message += _inherited_hint(path, [k for k in value if any(k in keys for keys in keyed)], places)
         else:
             message = f"give one of {', '.join(names)}"
         return [_problem(path, message, places, fallback_file)]
@@ -258,6 +259,19 @@ def _explain_one_of(error: ValidationError, path: tuple, places, fallback_file, 
             return out
     shapes = [shape for alt in alternatives for shape in _shapes(alt)]
     return [_problem(path, f"must be {' or '.join(shapes) or 'one of the allowed forms'} (got {show_value(value)})", places, fallback_file)]
+
+
+def _inherited_hint(path: tuple, keys: list[str], places) -> str:
+    """How to drop a key a base spec (or the spec under a --set) gave, when its newer file gives a rival key."""
+    files = {key: places[path + (key,)].file for key in keys if path + (key,) in places}
+    newest = next((f for f in files.values() if f.startswith("--set ")), places[path].file if path in places else None)
+    old = [key for key, file in files.items() if file != newest]
+    if not old or len(old) == len(files):
+        return ""
+    key = old[0]
+    dotted = ".".join(str(p) for p in path + (key,))
+    how = f"--set {dotted}=null" if newest.startswith("--set ") else f"`{key}: null`"
+    return f" ({key} comes from {files[key]}: {how} drops it)"
 
 
 def _shapes(alt: dict) -> list[str]:
