@@ -190,6 +190,49 @@ def test_one_spec_at_several_revisions_makes_one_page(project, capsys):
     assert main(["report", "specs/r.yaml", "specs/x.yaml", "--rev", "HEAD"]) == 2
 
 
+def test_each_revision_of_one_spec_is_titled_with_its_revision_and_commit(project, capsys):
+    from test_team_contract import git
+
+    spec = run_and_fill(project)
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "first")
+    (project / spec).write_text(SPEC.replace("epochs: 1", "epochs: 2"))
+    git(project, "commit", "-qam", "second")
+    first, second = (git(project, "rev-parse", "--short", rev).strip() for rev in ("HEAD~1", "HEAD"))
+    page = report(capsys, spec, "--rev", "HEAD~1", "--rev", "HEAD")
+    titles = [f"scenes @ HEAD~1 ({first})", f"scenes @ HEAD ({second})", "scenes @ working tree"]
+    assert re.findall(r"<h2>(.*?)</h2>", page) == titles
+    compare = page[page.index('<table class="metrics compare">'):]
+    assert re.findall(r'<th><a href="#([^"]*)">(.*?)</a></th>', compare[:compare.index("</tr>")]) == \
+        [(t.replace(" ", "-"), t) for t in titles]  # each column is headed by its side, linked to its section
+    assert [f'<section class="spec" id="{t.replace(" ", "-")}">' in page for t in titles] == [True] * 3
+
+
+def test_non_ascii_values_in_the_spec_show_as_text(project, capsys):
+    text = SPEC.replace('prompts: ["Once"]', 'prompts: ["从前有座山", "Once"]')
+    page = report(capsys, run_and_fill(project, text=text))
+    fields = page[page.index('<ul class="fields">'):]
+    fields = fields[:fields.index("</ul>")]
+    assert "<code>generate.prompts</code>" in fields and "从前有座山" in fields
+    assert "\\u" not in fields
+
+
+def test_a_training_log_of_one_step_draws_a_dot_on_a_range_around_it(project, capsys):
+    spec = run_and_fill(project)
+    put(project, "r", "train", "log_history.json", [{"loss": 2.5, "learning_rate": 5e-5, "step": 10}])
+    page = report(capsys, spec)
+    charts = re.findall(r'<svg class="chart".*?</svg>', page, re.S)
+    assert len(charts) == 2  # loss, learning rate
+    for chart in charts:
+        assert re.search(r'<use href="#m[0-9a-f]+" x="[^"]+" y="[^"]+" style="fill: #1f77b4', chart)  # the point's dot
+        labels = re.findall(r"<text[^>]*>([^<]*)</text>", chart)
+        steps = [float(t) for t in labels[:labels.index("step")]]
+        assert steps[0] <= 0 and steps[-1] >= 20 and all(s == int(s) for s in steps)  # not 9.6 ... 10.4
+    labels = re.findall(r"<text[^>]*>([^<]*)</text>", charts[0])
+    losses = [float(t) for t in labels[labels.index("step") + 1:labels.index("loss")]]
+    assert losses[0] <= 1.5 and losses[-1] >= 3.5  # half the loss either side, not 2.4 ... 2.6
+
+
 TUNE = "X: 1\nT: A Test Reel\nM: 4/4\nL: 1/8\nK:D\n"
 TUNES_SPEC = SPEC.replace("name: scenes", "name: tunes").replace('prompts: ["Once"]', 'prompts: ["X: 1"]\n  checks: [abc]')
 

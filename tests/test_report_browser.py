@@ -1,8 +1,11 @@
 """The report in a real browser: headless Chromium renders it without console errors, and the
-charts and samples are in the rendered page, ABC tunes drawn as sheet music. Skipped where no `chromium` is installed (.ci/run
-installs Debian's when it can)."""
+charts and samples are in the rendered page, ABC tunes drawn as sheet music, Chinese text in its
+own glyphs. Skipped where no `chromium` is installed (.ci/run installs Debian's, and
+`fonts-noto-cjk` for CJK text, when it can)."""
 from __future__ import annotations
 
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -10,7 +13,7 @@ import subprocess
 import pytest
 
 from engine.cli import main
-from test_report import run_and_fill, run_tunes
+from test_report import put, run_and_fill, run_tunes, samples
 from test_team_contract import fakes, project  # noqa: F401 - fixtures
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -18,6 +21,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium here (apt-
 
 
 def chromium(*args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium; `--no-sandbox` because CI runs as root, where Chromium will not start sandboxed."""
     return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
                            *args], capture_output=True, text=True, timeout=120)
 
@@ -55,3 +59,36 @@ def test_abc_samples_become_sheet_music_in_chromium(project, capsys, tmp_path):
         assert inner.count('data-name="note"') == notes
         assert inner.count('data-name="bar"') >= 1
     assert "|:d2fd A2FA|d2fd e2ce|" in main_part  # the text stays beside the score
+
+
+CHINESE = "从前有座山，山里有座庙"
+# Run in the page after the report: each character of the Chinese sample drawn alone, large, in the
+# sample's own font, and a private-use character no font has. A character without a glyph is drawn
+# as the same empty box (tofu) as the private-use one; with glyphs, every character differs.
+PROBE = """<script>
+const sample = [...document.querySelectorAll("main pre")].find(e => e.textContent.includes("从前"));
+const canvas = Object.assign(document.createElement("canvas"), {width: 48, height: 48});
+const pen = canvas.getContext("2d");
+pen.font = "40px " + getComputedStyle(sample).fontFamily;
+const draw = c => { pen.clearRect(0, 0, 48, 48); pen.fillText(c, 2, 40); return canvas.toDataURL(); };
+const range = document.createRange();
+range.selectNodeContents(sample);
+const chars = [...new Set(sample.textContent.replace(/[，\\s]/g, ""))];
+document.body.dataset.probe = JSON.stringify({width: range.getBoundingClientRect().width, chars: chars.length,
+  shapes: new Set(chars.map(draw)).size, boxes: chars.filter(c => draw(c) === draw("\\ue000")).length});
+</script>"""
+
+
+def test_a_chinese_sample_is_drawn_in_its_glyphs_in_chromium(project, capsys, tmp_path):
+    spec = run_and_fill(project)
+    put(project, "r", "generate", "samples.jsonl", samples(CHINESE))
+    assert main(["report", spec, "-o", str(tmp_path / "report.html")]) == 0
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert CHINESE in page
+    (tmp_path / "probe.html").write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    dom = chromium("--dump-dom", (tmp_path / "probe.html").as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    probe = json.loads(html.unescape(re.search(r'data-probe="([^"]*)"', dom.stdout)[1]))
+    assert probe["width"] > 0 and probe["chars"] == 7  # 从前有座山里庙: the sample was found
+    assert probe["boxes"] == 0 and probe["shapes"] == probe["chars"], \
+        f"Chinese text drawn as boxes ({probe}): apt-get install fonts-noto-cjk"

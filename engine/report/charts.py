@@ -63,11 +63,12 @@ def loss_chart(series: list[tuple[str, list[dict]]], salt: str) -> Html:
     single = len(series) == 1
     for i, (label, history) in enumerate(series):
         colour = f"C{i}"
-        ax.plot(*_points(history, "loss"), color=colour, linewidth=1.4, label="training loss" if single else label)
+        _line(ax, *_points(history, "loss"), color=colour, linewidth=1.4, label="training loss" if single else label)
         steps, values = _points(history, "eval_loss")
         if steps:
             ax.plot(steps, values, color=colour, linestyle="--", marker="o", markersize=4, linewidth=1,
                     label="validation loss" if single else None)
+    _around_one_value(ax)
     ax.set_title("loss per step" if single else "training loss (lines), validation loss (dashed, dots)")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
@@ -78,7 +79,8 @@ def loss_chart(series: list[tuple[str, list[dict]]], salt: str) -> Html:
 def lr_chart(series: list[tuple[str, list[dict]]], salt: str) -> Html:
     fig, ax = _figure()
     for i, (label, history) in enumerate(series):
-        ax.plot(*_points(history, "learning_rate"), color=f"C{i}", linewidth=1.4, label=label)
+        _line(ax, *_points(history, "learning_rate"), color=f"C{i}", linewidth=1.4, label=label)
+    _around_one_value(ax)
     ax.set_title("learning rate per step")
     ax.set_xlabel("step")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
@@ -87,11 +89,29 @@ def lr_chart(series: list[tuple[str, list[dict]]], salt: str) -> Html:
     return svg(fig, salt, "learning rate per step")
 
 
+def _line(ax, steps: list, values: list, **style) -> None:
+    """A line, with a dot where it has one point (a line through one point draws nothing)."""
+    ax.plot(steps, values, marker="o" if len(steps) == 1 else None, markersize=4, **style)
+
+
+def _around_one_value(ax) -> None:
+    """An axis whose data has one value (one logged step, a constant rate) gets a range around it:
+    from 0 to twice the step, and half the value either side; matplotlib's own is a sliver (steps 9.6 to 10.4)."""
+    (x0, y0), (x1, y1) = ax.dataLim.get_points()
+    if x0 == x1:
+        ax.set_xlim(*((0, 2 * x0) if x0 > 0 else (x0 - 1, x0 + 1)))
+    if y0 == y1:
+        pad = abs(y0) / 2 or 1
+        ax.set_ylim(y0 - pad, y0 + pad)
+
+
 def _figure():
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=SIZE, layout="constrained")
     ax = fig.subplots()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole
     ax.grid(True, linewidth=0.4, alpha=0.5)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)

@@ -8,6 +8,7 @@ the page says "not in store" instead of failing.
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class SpecData:
     record_file: Path
     graph: Graph
     statuses: dict[str, NodeStatus]
+    revision: str | None = None  # `HEAD~1 (abc1234)` for a spec read from git; None for the working tree
 
     @property
     def nodes(self) -> dict[str, dict]:
@@ -83,7 +85,18 @@ def load(spec_path: str | Path, store: str | Path | None = None) -> SpecData:
     side = open_side(source, [], None, context)
     context.save()
     label = source.label if source.rev else spec_label(side.spec)
-    return SpecData(side.spec, label, context.store, side.record, record_path(source.path), side.graph, side.statuses)
+    revision = f"{source.rev} ({_short_commit(source)})" if source.rev else None
+    return SpecData(side.spec, label, context.store, side.record, record_path(source.path), side.graph, side.statuses,
+                    revision)
+
+
+def _short_commit(source) -> str:
+    """The commit a revision names, abbreviated as git does: `HEAD~1` is a different commit tomorrow."""
+    from engine.review.sources import repo_top
+
+    out = subprocess.run(["git", "rev-parse", "--short", f"{source.rev}^{{commit}}"], cwd=repo_top(source.path.parent),
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "?"
 
 
 def log_history(out: Path | None) -> list[dict] | None:

@@ -26,14 +26,18 @@ def changed_fields(tree: dict, swept: set[str] = frozenset()) -> list[tuple[str,
     for path, value in _leaves(top, ()):
         dotted = ".".join(path)
         if dotted not in swept and _lookup(defaults, path) != value:
-            out.append((dotted, _text(thaw(value))))
+            out.append((dotted, field_text(value)))
     return out
 
 
-def _text(value: Any) -> str:
-    """Strings with newlines or tabs quoted (`"# {title}\\n\\n{text}"`); the rest as a node name shows it."""
+def field_text(value: Any) -> str:
+    """Strings with newlines or tabs quoted (`"# {title}\\n\\n{text}"`); lists and mappings as JSON with
+    their text as it is (`["场景"]`, not `\\u573a` escapes); the rest as a node name shows it."""
+    value = thaw(value)
     if isinstance(value, str) and not value.isprintable():
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return show(value)
 
 

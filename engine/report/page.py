@@ -7,16 +7,17 @@ the same records and store give the same bytes.
 """
 from __future__ import annotations
 
+import re
+
 from engine import __version__
 from engine.core.status import CURRENT, summary
 from engine.report.charts import training_charts
 from engine.report.data import SpecData
-from engine.report.fields import changed_fields
+from engine.report.fields import changed_fields, field_text
 from engine.report.markup import Html, join, tag
 from engine.report.samples import samples_section
 from engine.report.sheet import scripts
 from engine.report.tables import comparison_table, metrics_tables, stage_table, sweep_table
-from engine.spec.sweep import show
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;margin:0;background:#f6f7f9}
@@ -57,23 +58,33 @@ details>summary{cursor:pointer;font-weight:600;margin:8px 0 4px}
 
 def render(specs: list[SpecData]) -> str:
     """The whole page for these specs (a comparison table first when there are several)."""
-    names = ", ".join(d.spec.name for d in specs)
+    names = ", ".join(dict.fromkeys(d.spec.name for d in specs))
+    heads = headings(specs)
     parts = [tag("h1", f"engine report: {names}"), tag("p", f"engine {__version__}", class_="meta")]
     if len(specs) > 1:
-        parts.append(tag("nav", join(tag("a", d.spec.name, href=f"#{d.spec.name}") for d in specs)))
+        parts.append(tag("nav", join(tag("a", title, href=f"#{anchor}") for title, anchor in heads)))
         parts.append(tag("h3", "headline numbers (a sweep: its best variant)"))
-        parts.append(comparison_table(specs))
-    parts.extend(section(d) for d in specs)
+        parts.append(comparison_table(specs, heads))
+    parts.extend(section(d, *head) for d, head in zip(specs, heads))
     head = join([Html('<meta charset="utf-8">'), Html('<meta name="viewport" content="width=device-width, initial-scale=1">'),
                  tag("title", f"engine report: {names}"), Html(f"<style>{CSS}</style>")])
     body = join(parts)
     return f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>{head}</head>\n<body><main>{body}</main>{scripts(body)}</body>\n</html>\n"
 
 
-def section(data: SpecData) -> Html:
+def headings(specs: list[SpecData]) -> list[tuple[str, str]]:
+    """(title, anchor) of each section: the spec's name, and on a page with a spec read from git each
+    side's revision too (`scenes @ HEAD~1 (abc1234)`, `scenes @ working tree`), so the sides differ."""
+    if not any(d.revision for d in specs):
+        return [(d.spec.name, d.spec.name) for d in specs]
+    titles = [f"{d.spec.name} @ {d.revision or 'working tree'}" for d in specs]
+    return [(title, re.sub(r"\s+", "-", title)) for title in titles]
+
+
+def section(data: SpecData, title: str, anchor: str) -> Html:
     spec = data.spec
     state = summary(data.statuses) if data.record else "no record"
-    parts = [tag("h2", spec.name), tag("p", spec.get("description") or "")]
+    parts = [tag("h2", title), tag("p", spec.get("description") or "")]
     parts.append(tag("p", join([tag("b", "spec "), tag("code", data.label), "   ", tag("b", "seed "), str(spec.get("seed")),
                                 "   ", tag("b", "record "), tag("code", data.record_file.name), "   ", tag("b", "status "),
                                 tag("span", state, class_="state " + ("ok" if state == CURRENT else "stale"))]),
@@ -85,7 +96,7 @@ def section(data: SpecData) -> Html:
     parts.append(tag("h3", "stages"))
     parts.append(stage_table(data))
     if data.record is None:
-        return tag("section", join(parts), class_="spec", id=spec.name)
+        return tag("section", join(parts), class_="spec", id=anchor)
     parts.append(tag("h3", "training"))
     parts.append(training_charts(data) or tag("p", "no train stage in this record", class_="note"))
     best = None
@@ -96,7 +107,7 @@ def section(data: SpecData) -> Html:
     samples = samples_section(data, best)
     if samples:
         parts.extend([tag("h3", "samples: before and after fine-tuning"), samples])
-    return tag("section", join(parts), class_="spec", id=spec.name)
+    return tag("section", join(parts), class_="spec", id=anchor)
 
 
 def fields_list(data: SpecData) -> Html:
@@ -108,6 +119,6 @@ def fields_list(data: SpecData) -> Html:
             if value not in swept[path]:
                 swept[path].append(value)
     items = [join([tag("code", path), " ", value]) for path, value in changed_fields(data.spec.tree, set(swept))]
-    items += [join([tag("code", path), " ", tag("span", "swept: " + ", ".join(show(v) for v in values), class_="ok")])
+    items += [join([tag("code", path), " ", tag("span", "swept: " + ", ".join(field_text(v) for v in values), class_="ok")])
               for path, values in swept.items()]
     return tag("ul", join(tag("li", item) for item in items), class_="fields")

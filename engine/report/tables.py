@@ -133,8 +133,9 @@ def sweep_table(data: SpecData) -> tuple[Html, str | None]:
     return table(headers, rows, "metrics"), (top.name if top else None)
 
 
-def comparison_table(specs: list[SpecData]) -> Html:
-    """The specs' headline numbers, a column per spec: `before → after` where a baseline node has them too."""
+def comparison_table(specs: list[SpecData], heads: list[tuple[str, str]]) -> Html:
+    """The specs' headline numbers, a column per spec headed by its (title, anchor): `before → after`
+    where a baseline node has them too."""
     from engine.review.metrics import headline
 
     wanted = list(dict.fromkeys(nm for data in specs for nm in headline(data.spec)))
@@ -144,7 +145,7 @@ def comparison_table(specs: list[SpecData]) -> Html:
              for stage, metric in wanted]
     rows.append(["wall time of the recorded stages",
                  *(f"{sum(n.get('wall_s', 0) for n in d.nodes.values()):.0f} s" for d in specs)])
-    return table(["", *(tag("a", d.spec.name, href=f"#{d.spec.name}") for d in specs)], rows, "metrics compare")
+    return table(["", *(tag("a", title, href=f"#{anchor}") for title, anchor in heads)], rows, "metrics compare")
 
 
 def _best_variant(data: SpecData) -> Variant:

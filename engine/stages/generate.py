@@ -67,8 +67,8 @@ def run(ctx) -> dict:
             outputs = model.generate(**encoded, num_return_sequences=count, **settings)
             for index, output in enumerate(outputs):
                 new_tokens = output[encoded["input_ids"].shape[1]:]
-                completion = tokenizer.decode(new_tokens, skip_special_tokens=True)
                 ids = [int(t) for t in new_tokens if int(t) != tokenizer.pad_token_id]
+                completion, ids = whole_characters(tokenizer, ids)
                 rows.append({"prompt_index": number, "sample": index, "prompt": prompt, "completion": completion,
                              "new_tokens": len(ids), "completion_ids": ids,
                              **({"fields": dict(asked)} if isinstance(asked, dict) else {})})
@@ -83,6 +83,21 @@ def run(ctx) -> dict:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     ctx.log(f"{len(rows)} samples; first: {rows[0]['completion'][:120]!r}")
     return {"metrics": metrics}
+
+
+def whole_characters(tokenizer, ids: list[int]) -> tuple[str, list[int]]:
+    """The text of `ids` and the ids it is made of, less the last tokens where they stop inside a
+    character: `max_new_tokens` can cut a sample between the bytes of one (a byte-level tokenizer
+    splits CJK text and emoji into bytes), and its decode would end in U+FFFD. A character has at
+    most 4 bytes and a token at least one, so at most 3 tokens go. A U+FFFD they do not take away
+    (bytes that make no character) stays; one the model wrote as the very last character goes too."""
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    if text.endswith("\ufffd"):
+        for cut in range(1, min(3, len(ids)) + 1):
+            shorter = tokenizer.decode(ids[:-cut], skip_special_tokens=True)
+            if not shorter.endswith("\ufffd"):
+                return shorter, ids[:-cut]
+    return text, ids
 
 
 def prompt_texts(prompts: list, data: dict, tokenizer, chat: bool) -> list[str]:
