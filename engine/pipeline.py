@@ -103,7 +103,11 @@ def _resolve_one(spec: Spec, registry: Registry, chain: tuple):
     for name in graph.order:
         node = graph.nodes[name]
         if node.kind == "model":
-            node = Node(node.name, node.kind, node.params, freeze({**node.inputs, "source": prefix + stage}),
+            source = {"source": prefix + stage}
+            base = ref_graph.nodes[stage].inputs.get("model")  # a LoRA train's entry is an adapter over this model
+            if base is not None:
+                source["source-base"] = prefix + base
+            node = Node(node.name, node.kind, node.params, freeze({**node.inputs, **source}),
                         node.output_deps, node.given, node.spec)
         nodes[name] = node
     return Graph(spec, nodes, tuple(nodes), registry)

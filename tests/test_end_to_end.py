@@ -104,7 +104,7 @@ def test_model_from_config_with_trained_tokenizer(project, tmp_path):
     assert nodes["model"]["payload"]["upstream"] == {"tokenizer": nodes["tokenizer"]["key"]}
 
 
-@pytest.mark.parametrize("lora", ["", "\n  lora: {r: 4, alpha: 8, merge: false}"])
+@pytest.mark.parametrize("lora", ["", "\n  lora: {r: 4, alpha: 8}"])
 def test_show_names_a_train_output_that_from_pretrained_loads(project, capsys, lora):
     from transformers import AutoModelForCausalLM
 
@@ -117,8 +117,42 @@ def test_show_names_a_train_output_that_from_pretrained_loads(project, capsys, l
     assert model.config.n_layer == 2 and (Path(output).name == "adapter") == bool(lora)
 
 
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_lora_train_entry_is_its_adapter(project, tmp_path):
+    (project / "spec.yaml").write_text(spec_text(PATH_MODEL + "\n  lora: {r: 1, alpha: 2, target_modules: [c_attn]}"))
+    assert main(["run", "spec.yaml"]) == 0
+    nodes = record(project)["nodes"]
+    trained, base = entry_out(tmp_path, nodes["train"]["key"]), entry_out(tmp_path, nodes["model"]["key"])
+    assert (trained / "adapter" / "adapter_config.json").is_file() and not (trained / "model").exists()
+    weights = lambda folder: sum(p.stat().st_size for p in folder.rglob("*.safetensors"))  # noqa: E731
+    assert weights(trained) < 0.05 * weights(base)  # the whole entry, logs included, is the adapter's size
+    assert _size(trained) < _size(base)
+    assert math.isfinite(nodes["evaluate"]["metrics"]["loss"])
+
+
+def test_a_spec_starts_from_another_specs_lora_training(project):
+    lora = PATH_MODEL + "\n  lora: {r: 4, alpha: 8}"
+    (project / "pretrain.yaml").write_text(spec_text(lora).replace("name: tiny-e2e", "name: pretrain"))
+    (project / "finetune.yaml").write_text(spec_text("  from: pretrain.yaml").replace("name: tiny-e2e", "name: finetune"))
+    assert main(["run", "finetune.yaml", "--until", "evaluate"]) == 0
+    nodes = record(project, "finetune")["nodes"]
+    assert nodes["model"]["payload"]["upstream"] == {"source": nodes["pretrain:train"]["key"],
+                                                     "source-base": nodes["pretrain:model"]["key"]}
+    assert math.isfinite(nodes["evaluate"]["metrics"]["loss"])
+
+
+def test_the_removed_merge_field_says_what_to_do(project, capsys):
+    (project / "spec.yaml").write_text(spec_text(PATH_MODEL + "\n  lora: {r: 4, alpha: 8, merge: true}"))
+    assert main(["validate", "spec.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "$.model.lora.merge  was removed: a LoRA run's train entry now holds its adapter" in err, err
+
+
 def test_lora_adapter_kept_separate(project, tmp_path):
-    (project / "spec.yaml").write_text(spec_text(PATH_MODEL + "\n  lora: {r: 4, alpha: 8, merge: false}"))
+    (project / "spec.yaml").write_text(spec_text(PATH_MODEL + "\n  lora: {r: 4, alpha: 8}"))
     assert main(["run", "spec.yaml"]) == 0
     nodes = record(project)["nodes"]
     assert (entry_out(tmp_path, nodes["train"]["key"]) / "adapter" / "adapter_config.json").is_file()

@@ -90,7 +90,7 @@ def test_lora_exports_merged_or_as_the_adapter_alone(llama_project):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    (llama_project / "spec.yaml").write_text(spec_text("  path: tiny-llama\n  lora: {r: 4, alpha: 8, merge: false}"))
+    (llama_project / "spec.yaml").write_text(spec_text("  path: tiny-llama\n  lora: {r: 4, alpha: 8}"))
     assert main(["run", "spec.yaml", "--until", "train"]) == 0
     record = nodes(llama_project)
     assert main(["export", "spec.yaml", "--to", "merged"]) == 0

@@ -6,6 +6,7 @@ driven through the CLI with the fast fake stages (same keys as the real ones).
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -189,6 +190,33 @@ def test_show_says_when_the_record_is_out_of_date_and_prints_whole_paths(project
     assert shown["nodes"]["model"]["status"] == "current" and shown["nodes"]["train"]["status"] == "out of date"
 
 
+def test_show_and_plan_name_a_library_that_moved_and_what_to_do(project, capsys):
+    assert main(["run", "specs/x.yaml"]) == 0
+    path = project / "specs" / "x.lock.json"
+    record = json.loads(path.read_text())
+    built = {name: node["key"] for name, node in record["nodes"].items()}
+    installed = record["nodes"]["train"]["payload"]["libraries"]["accelerate"]
+    for node in record["nodes"].values():
+        if "accelerate" in node["payload"]["libraries"]:
+            node["payload"]["libraries"]["accelerate"] = "0.1"
+            node["key"] = "0" * 64  # as a record made under accelerate 0.1 would have it
+    path.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["show", "specs/x.yaml"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"train: accelerate 0.1 -> {installed}" in out, out
+    assert f"the record was made with accelerate 0.1; this environment has accelerate {installed}" in out
+    assert "make install" in out
+    assert main(["show", "specs/x.yaml", "--json"]) == 0
+    reasons = json.loads(capsys.readouterr().out)["nodes"]["train"]["reasons"]
+    assert {"kind": "library", "name": "accelerate", "old": "0.1", "new": installed} in reasons
+    for name in ("train", "evaluate", "generate"):  # not cached: plan says why train runs, and what to do
+        shutil.rmtree(Path(os.environ["ENGINE_STORE"]) / "store" / built[name][:2] / built[name])
+    assert main(["plan", "specs/x.yaml"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"accelerate 0.1 -> {installed}" in out and "make install" in out, out
+
+
 def test_store_stays_out_of_git_and_is_private(tmp_path, fakes, monkeypatch):
     root = make_project(tmp_path / "p")
     monkeypatch.delenv("ENGINE_STORE")
@@ -245,25 +273,55 @@ def test_dot_dot_after_a_symlink_resolves_like_the_kernel(project, tmp_path, cap
     assert "is outside the project" in capsys.readouterr().err
 
 
-def test_the_example_records_are_current(tmp_path, monkeypatch, capsys):
-    """Every shipped record matches the key its spec gives today: a key change without
-    re-recording the examples (or a VERSION bump) fails here, not in a user's first run."""
+def _locked_versions() -> dict[str, str]:
+    """{package: major.minor} of requirements.lock, and torch's from the Makefile (outside the lock:
+    its CPU and CUDA builds are different files)."""
+    import re
+
     from conftest import REPO
 
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\d+\.\d+)", (REPO / "requirements.lock").read_text(), re.M))
+    pins["torch"] = re.search(r"^TORCH_VERSION := (\d+\.\d+)", (REPO / "Makefile").read_text(), re.M).group(1)
+    return {name.lower(): version for name, version in pins.items()}
+
+
+def _shipped_records():
+    from conftest import REPO
+
+    for spec in sorted((REPO / "specs").glob("*.yaml")):
+        record = spec.with_name(spec.stem + ".lock.json")
+        if record.exists():
+            yield spec, json.loads(record.read_text())
+
+
+def test_the_example_records_were_made_under_the_lock():
+    """Every library version in a shipped record's keys is the locked one: refreshing the lock
+    (`make lock`) without re-running the examples fails here."""
+    locked = _locked_versions()
+    for spec, record in _shipped_records():
+        for name, node in record["nodes"].items():
+            for lib, version in node["payload"]["libraries"].items():
+                assert locked.get(lib) == version, f"{spec.name} {name}: {lib} {version} recorded, {locked.get(lib)} locked"
+
+
+def test_the_example_records_are_current(tmp_path, monkeypatch, capsys):
+    """Under the locked environment every shipped record matches the key its spec gives today
+    (keys only, nothing trained): a key change without re-recording the examples (or a VERSION
+    bump) fails here, not in a user's first run."""
     from engine.core.payload import library_versions
     from engine.corpora import clipart
 
+    locked = _locked_versions()
+    keyed = sorted({lib for _, record in _shipped_records() for node in record["nodes"].values()
+                    for lib in node["payload"]["libraries"]})
+    other = {lib: (locked.get(lib), v) for lib, v in library_versions(tuple(keyed)).items() if v != locked.get(lib)}
+    if other:
+        pytest.skip(f"this environment is not the locked one ({other}): `make install` installs requirements.lock")
     monkeypatch.setenv("ENGINE_STORE", str(tmp_path / "empty-store"))
-    for spec in sorted((REPO / "specs").glob("*.yaml")):
-        record = spec.with_name(spec.stem + ".lock.json")
-        if not record.exists():
-            continue
+    for spec, _ in _shipped_records():
         if "corpus: clipart-drawings" in spec.read_text() and clipart.PACKAGE.version() == "absent":
             continue  # a Debian package the machine lacks (tests/test_drawings.py skips, saying how to install it)
-        recorded = {lib: v for node in json.loads(record.read_text())["nodes"].values()
-                    for lib, v in node["payload"]["libraries"].items()}
-        if library_versions(tuple(recorded)) != recorded:
-            pytest.skip(f"{record.name} was recorded with other library versions ({recorded}); re-run the examples")
         capsys.readouterr()
         assert main(["show", str(spec), "--json"]) == 0
-        assert json.loads(capsys.readouterr().out)["status"] == "current", spec.name
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["status"] == "current", (spec.name, {n: v.get("reasons") for n, v in shown["nodes"].items()})

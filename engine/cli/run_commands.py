@@ -77,6 +77,9 @@ def plan(args) -> int:
         print(json.dumps(p.as_json(), indent=2))
     else:
         print_plan(p.steps)
+        drift = {r["name"]: (r["old"], r["new"]) for step in p.steps for r in step.reasons if r["kind"] == "library"}
+        if drift:
+            print(library_advice(drift, args.spec))
         if p.graph.variants:
             print(sweep_summary(p.graph, p.steps))
         from engine.core.remote import display
@@ -87,6 +90,15 @@ def plan(args) -> int:
             print(f"remote {display(url)}: `engine run` pulls each stage it has instead of building it "
                   f"(`engine cache pull {display(url)} --spec {args.spec}` fetches them without running)")
     return 0
+
+
+def library_advice(drift: dict[str, tuple], spec: str) -> str:
+    """What to do when the record was made under other library versions than those installed."""
+    made = ", ".join(f"{name} {old}" for name, (old, _) in sorted(drift.items()))
+    here = ", ".join(f"{name} {new}" for name, (_, new) in sorted(drift.items()))
+    return (f"the record was made with {made}; this environment has {here}. Install the locked environment "
+            f"(`make install`, from requirements.lock) to use the recorded results, or `engine run {spec}` to "
+            f"rebuild under these versions")
 
 
 def sweep_summary(graph, steps) -> str:
@@ -175,7 +187,8 @@ def show(args) -> int:
     from engine.core.digests import DigestCache
     from engine.api import spec_label
     from engine.core.record import override_record_path, read_record, record_path
-    from engine.core.status import CURRENT, record_status, summary
+    from engine.core.reasons import render_all
+    from engine.core.status import CURRENT, library_drift, record_status, summary
     from engine.core.store import Store, default_root
     from engine.pipeline import resolve_spec as resolve
     from engine.review.metrics import stage_headlines
@@ -205,8 +218,15 @@ def show(args) -> int:
     console.print(f"[bold]{escape(record['spec'])}[/]  seed {record['seed']}  engine {record['engine']}"
                   + (f"  --set {' '.join(record.get('overrides', []))}" if record.get("overrides") else ""))
     if state != CURRENT:
-        console.print(f"[yellow]this record is not the result of the spec as it is now ({escape(state)}); "
-                      f"`engine run {escape(args.spec)}` brings it up to date[/]")
+        console.print(f"[yellow]this record is not the result of the spec as it is now ({escape(state)}):[/]")
+        for name, status in statuses.items():
+            if status.reasons:
+                console.print(f"[yellow]  {escape(name)}: {escape(render_all(list(status.reasons)))}[/]")
+        drift = library_drift(statuses)
+        if drift:
+            console.print(f"[yellow]{escape(library_advice(drift, args.spec))}[/]")
+        else:
+            console.print(f"[yellow]`engine run {escape(args.spec)}` brings it up to date[/]")
     table = Table(box=None, header_style="bold")
     for column in ("stage", "status", "key", "wall", "metrics"):
         table.add_column(column, overflow="fold")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from engine.core.digests import DigestCache
 from engine.core.graph import Graph
 from engine.core.payload import key_of
-from engine.core.plan import compute_payload
+from engine.core.plan import compute_payload, explain
 from engine.core.store import Store
 
 CURRENT, OUT_OF_DATE, NOT_RUN = "current", "out of date", "not run"
@@ -32,6 +32,13 @@ class NodeStatus:
     key: str | None  # today's key (None when an upstream output it needs is unknown)
     recorded_key: str | None
     in_store: bool  # today's key has a finished entry in the store
+    reasons: tuple = ()  # why an out-of-date node's key moved (engine/core/reasons.py), against its record
+
+
+def library_drift(statuses: dict[str, NodeStatus]) -> dict[str, tuple]:
+    """{library: (recorded, installed)} over the out-of-date nodes: the record was made under other
+    library versions, which the locked environment (`make install`) gives back."""
+    return {r["name"]: (r["old"], r["new"]) for s in statuses.values() for r in s.reasons if r["kind"] == "library"}
 
 
 def record_status(graph: Graph, store: Store, digests: DigestCache, record: dict | None,
@@ -54,7 +61,8 @@ def record_status(graph: Graph, store: Store, digests: DigestCache, record: dict
                 entries[name] = entry
         old = recorded.get(name, {}).get("key")
         state = NOT_RUN if old is None else CURRENT if old == key else OUT_OF_DATE
-        out[name] = NodeStatus(state, key, old, entry is not None)
+        reasons = explain(recorded[name], payload, [], dict(node.inputs)) if state == OUT_OF_DATE and payload else []
+        out[name] = NodeStatus(state, key, old, entry is not None, tuple(reasons))
     return out
 
 

@@ -135,9 +135,7 @@ def _merged(found):
     from engine.tasks import TASKS
 
     weights = found.full.parent if found.full is not None else found.adapter.parent
-    model, tokenizer = load_trained(weights, found.base.parent, "cpu", TASKS[found.task])
-    if found.adapter is not None:
-        model = model.merge_and_unload()
+    model, tokenizer = load_trained(weights, found.base.parent, "cpu", TASKS[found.task])  # merges an adapter
     return model.to(torch.float32).eval(), tokenizer
 
 

@@ -144,6 +144,13 @@ def _homes() -> dict[str, list[str]]:
     return homes
 
 
+# Fields a spec may still carry from an older engine, with what to do instead of "unknown key".
+REMOVED = {
+    ("model", "lora", "merge"): "was removed: a LoRA run's train entry now holds its adapter, and evaluate, generate, "
+                                "`model.from` and `engine export --format hf` merge it into the base; delete this line",
+}
+
+
 def suggest_key(key: str, allowed: Iterable[str]) -> str:
     """` (did you mean X?)` for a near miss, or where the key belongs, or the allowed keys."""
     allowed = sorted(allowed)
@@ -169,7 +176,8 @@ def _explain(error: ValidationError, places, fallback_file, task: str = "causal-
         for key in value:
             if key in allowed or any(re.search(p, key) for p in patterns):
                 continue
-            out.append(_problem(path + (key,), "unknown key" + suggest_key(key, allowed), places, fallback_file, at_key=True))
+            message = REMOVED.get(path + (key,)) or "unknown key" + suggest_key(key, allowed)
+            out.append(_problem(path + (key,), message, places, fallback_file, at_key=True))
         return out
     if kind == "required":
         missing = [k for k in error.validator_value if k not in value]

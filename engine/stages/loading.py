@@ -104,8 +104,9 @@ def training_documents(data_out: Path, eos_id: int | None) -> list[list[int]]:
 
 def load_trained(weights: Path, base_out: Path, device: str, family):
     """A model in eval mode and its preprocessor. `weights` is a stage output holding `model/`
-    (a full or merged model: the model stage's, or train's) or `adapter/` (LoRA, loaded onto the
-    base model in `base_out`). Read from safetensors only: the stages wrote nothing else."""
+    (a whole model: the model stage's, or train's) or `adapter/` (LoRA: loaded onto the base model
+    in `base_out` and merged into it in memory, so sampling runs at the base model's speed). Read
+    from safetensors only: the stages wrote nothing else."""
     auto = family.auto_class()
     if (weights / "adapter").is_dir():
         import json
@@ -116,7 +117,7 @@ def load_trained(weights: Path, base_out: Path, device: str, family):
         extra = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                  "label2id": {n: i for i, n in enumerate(labels)}} if labels else {}
         base = auto.from_pretrained(base_out / "model", use_safetensors=True, **extra)
-        model = PeftModel.from_pretrained(base, weights / "adapter")
+        model = PeftModel.from_pretrained(base, weights / "adapter").merge_and_unload()
     else:
         model = auto.from_pretrained(weights / "model", use_safetensors=True)
     return model.to(device).eval(), family.preprocessor(base_out / "model")

@@ -18,7 +18,7 @@ from engine.packaged import BUILTIN_MODELS, package_file
 
 VERSION = 1
 LIBRARIES = ("torch", "transformers", "gguf", "tokenizers")
-ROLES = ("tokenizer", "source")  # input roles a pipeline may bind (engine/pipeline.py)
+ROLES = ("tokenizer", "source", "source-base")  # input roles a pipeline may bind (engine/pipeline.py)
 PRODUCES = ("model",)  # what out/ holds; the first that exists is what `engine show` points at
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "model-*.safetensors")
@@ -201,15 +201,19 @@ def _load_referenced(ctx, model: dict):
     """The model another spec's stage produced (`model.from`), as this spec's starting point."""
     from engine.tasks import TASKS
 
-    source = ctx.inputs["source"]
+    source, base = ctx.inputs["source"], ctx.inputs.get("source-base")
+    family = TASKS[ctx.params["task"]]
+    described = {"source": f"{model['stage']} of {model['from']}"}
+    if (source / "adapter").is_dir() and base is not None:  # LoRA: its adapter merged into that spec's base
+        from engine.stages.loading import load_trained
+
+        loaded, preprocessor = load_trained(source, base, "cpu", family)
+        return loaded.to(_torch_dtype(model["dtype"])), preprocessor, described
     folder = source / "model"
     if not folder.is_dir():
-        hint = ("it is a LoRA adapter; set model.lora.merge: true in that spec so its train stage saves a whole model"
-                if (source / "adapter").is_dir() else "it holds no model")
-        raise StageError(f"model.from {model['from']} (stage {model['stage']}): {hint}")
-    family = TASKS[ctx.params["task"]]
+        raise StageError(f"model.from {model['from']} (stage {model['stage']}): it holds no model")
     loaded = family.auto_class("base").from_pretrained(folder, dtype=_torch_dtype(model["dtype"]), use_safetensors=True)
-    return loaded, family.preprocessor(folder), {"source": f"{model['stage']} of {model['from']}"}
+    return loaded, family.preprocessor(folder), described
 
 
 def hf_config(config: dict, vocab_size: int, bos: int | None, eos: int | None):

@@ -261,19 +261,18 @@ def train(ctx, ranks: Ranks, resume) -> dict:
 
 
 def save_output(trainer, out, ranks: Ranks, tokenizer, lora, labels, sharded: bool) -> None:
-    """The trained model (merged, or the adapter) into the stage's output dir. On several ranks every
-    DDP replica holds the same weights and local rank 0 of each node writes them; FSDP gathers the
-    whole state from every rank first."""
+    """What was trained into the stage's output dir: a LoRA run's adapter (`adapter/`, a few MB; its
+    consumers load it onto the base model's entry), else the whole model (`model/`). On several
+    ranks every DDP replica holds the same weights and local rank 0 of each node writes them; FSDP
+    gathers the whole state from every rank first."""
     state = trainer.accelerator.get_state_dict(trainer.model) if sharded else None  # every rank takes part
     ranks.finish()  # no more collectives; and save_pretrained then writes on every node, not on rank 0 alone
     if not ranks.writes:
         return
     final = trainer.accelerator.unwrap_model(trainer.model) if sharded else trainer.model
-    if lora and lora["merge"]:
-        final = final.merge_and_unload()
     if labels:
         (out / "labels.json").write_text(json.dumps(labels), encoding="utf-8")
-    if lora and not lora["merge"]:  # (never sharded: runtime.fsdp refuses model.lora)
+    if lora:  # (never sharded: runtime.fsdp refuses model.lora)
         final.save_pretrained(out / "adapter")
     else:
         final.save_pretrained(out / "model", safe_serialization=True, **({"state_dict": state} if sharded else {}))
