@@ -129,6 +129,23 @@ def test_metrics_side_by_side_from_records(repo, capsys):
     assert out["metrics"] == {"generate.samples": {"a": 3.0, "a_state": "out of date", "b": 2.5, "b_state": "out of date"}}
 
 
+def test_rev_path_is_read_as_git_reads_it_from_a_subfolder(repo, capsys):
+    """`REV:path` is relative to the repository's top folder, `REV:./path` to the current one."""
+    os.chdir(repo / "specs")
+    for args in (["HEAD~2:specs/x.yaml", "HEAD~1:specs/x.yaml"], ["HEAD~2:./x.yaml", "HEAD~1:../specs/x.yaml"]):
+        out = diff_json(capsys, *args)
+        assert [c["field"] for c in out["changes"]] == ["train.learning_rate"], args
+    (repo / "specs" / "x.yaml").write_text(BASE)  # the working tree back to the first version
+    for args in (["HEAD~3:specs/x.yaml"], ["HEAD~3:./x.yaml"], ["HEAD~3:specs/x.yaml", "x.yaml"]):
+        assert diff_json(capsys, *args)["changes"] == [], args  # a revision vs the working tree
+    assert {c["field"] for c in diff_json(capsys, "x.yaml")["changes"]} == {"train.learning_rate", "generate.temperature"}
+    assert main(["diff", "HEAD:x.yaml"]) == 2
+    assert ("HEAD:x.yaml: x.yaml does not exist in revision HEAD (the path after REV: is relative to the repository's "
+            "top folder, as in git; HEAD:./x.yaml is relative to this folder)") in capsys.readouterr().err
+    assert main(["compare", "x.yaml", "--rev", "HEAD~3", "--json"]) == 0
+    assert [r["run"] for r in json.loads(capsys.readouterr().out)] == ["HEAD~3:specs/x.yaml", "x.yaml"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["nope:specs/x.yaml"], "unknown git revision 'nope'"),
     (["HEAD:specs/missing.yaml"], "specs/missing.yaml does not exist in revision HEAD"),

@@ -61,7 +61,7 @@ CASES = {
     "merge-key": (MINIMAL + "base: &b {epochs: 1}\ntrain:\n  <<: *b\n",
                   ["spec.yaml:9:3  $.train  YAML merge keys (<<) are not supported; use `extends`"]),
     "unknown-nested-under-lora": (MINIMAL.replace("  builtin: smollm2-135m\n", "  builtin: smollm2-135m\n  lora: {rank: 8}\n"),
-                                  ["spec.yaml:5:10  $.model.lora.rank  unknown key; allowed keys: alpha, dropout, merge, r, target_modules"]),
+                                  ["spec.yaml:5:10  $.model.lora.rank  unknown key; allowed keys: alpha, dropout, r, target_modules"]),
 }
 
 

@@ -1,7 +1,8 @@
 """`engine` command line: one parser, and the one place that turns errors into exit codes.
 
 Exit codes: 0 ok, 1 a stage failed, 2 a bad spec or bad usage, 130 interrupted, 143 terminated
-(SIGTERM), 141 the reader of the output went away (`engine ... | head`, as SIGPIPE would).
+(SIGTERM), 141 the reader of the output went away before all of it was written (`engine ... | head`,
+as SIGPIPE would; every command, quietly, decided in `main` alone).
 Commands import what they need inside their handlers, so `engine validate` never pays for torch.
 """
 from __future__ import annotations
@@ -43,6 +44,10 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         raise SystemExit(f"engine: error: {message}") from None
 
+    def _print_message(self, message: str, file=None) -> None:  # argparse ignores a failed write; main() does not
+        if message:
+            (file or sys.stderr).write(message)
+
 
 def spec_args(p: argparse.ArgumentParser, many: bool = False) -> None:
     """The SPEC argument(s) and --set, shared by every command that reads a spec."""
@@ -74,7 +79,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; return its exit code (never raises for a person's mistake)."""
+    """Run one command; return its exit code (never raises for a person's mistake).
+
+    When the reader of the output leaves (`engine ... | head`: a write to stdout fails with EPIPE),
+    every command stops quietly with 141, as a tool killed by SIGPIPE does; so does the exit of
+    rich's Console (it raises SystemExit(1) while handling the BrokenPipeError). A command whose
+    output was all written before the reader left ends as it would have (0).
+    """
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except SystemExit as exc:
+        if not isinstance(exc.__context__, BrokenPipeError):
+            raise
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -94,9 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = int(handler(args) or EXIT_OK)
         sys.stdout.flush()
         return code
-    except BrokenPipeError:  # `engine ... | head`: the reader left; stop quietly, like git
-        _silence_stdout()
-        return EXIT_BROKEN_PIPE
+    except BrokenPipeError:  # before OSError below; main() turns it into EXIT_BROKEN_PIPE
+        raise
     except Terminated:
         print("\nterminated (SIGTERM): nothing of the running stage was cached, finished stages stay cached; "
               "run the same command again to continue (training resumes from its last complete checkpoint)", file=sys.stderr)

@@ -11,8 +11,9 @@ from engine.errors import UsageError
 
 def register(sub) -> None:
     p = sub.add_parser("diff", help="which resolved fields changed between two specs, and which stages each reruns",
-                       description="A and B are spec paths or REV:path read from git. With one argument: "
-                                   "REV:path against the working tree, or a path against HEAD.")
+                       description="A and B are spec paths or REV:path read from git (as in git, the path after REV: is "
+                                   "relative to the repository's top folder; REV:./x.yaml to the current folder). With "
+                                   "one argument: REV:path against the working tree, or a path against HEAD.")
     p.add_argument("a", metavar="A", help="spec path, or REV:path (e.g. HEAD~1:specs/x.yaml)")
     p.add_argument("b", metavar="B", nargs="?", help="spec path or REV:path (default: A's path in the working tree)")
     p.add_argument("git_args", nargs="*", help=argparse.SUPPRESS)
@@ -40,7 +41,8 @@ def register(sub) -> None:
 
 
 def _sides(args):
-    from engine.review.sources import SpecSource, parse_source
+    from engine.review.sources import SpecSource, parse_source, revision_path
+    from engine.spec.compose import display_name
 
     if args.git_driver:
         # git calls: path old-file old-hex old-mode new-file new-hex new-mode
@@ -63,9 +65,9 @@ def _sides(args):
     if args.b:
         b = parse_source(args.b)
     elif a.rev:
-        b = SpecSource(a.path, None, str(Path(args.a.split(":", 1)[1])))
+        b = SpecSource(a.path, None, display_name(a.path))
     else:
-        a, b = parse_source(f"HEAD:{args.a}"), a
+        a, b = parse_source(revision_path("HEAD", args.a)), a
     return a, b
 
 
@@ -96,13 +98,13 @@ def diff(args) -> int:
 def compare(args) -> int:
     from engine.review import compare_table
     from engine.review.side import Context, open_side
-    from engine.review.sources import parse_source
+    from engine.review.sources import parse_source, revision_path
 
     labels = list(args.specs)
     if args.rev:
         if len(args.specs) != 1:
             raise UsageError("--rev compares one spec across revisions; give exactly one SPEC")
-        labels = [f"{rev}:{args.specs[0]}" for rev in args.rev] + [args.specs[0]]
+        labels = [revision_path(rev, args.specs[0]) for rev in args.rev] + [args.specs[0]]
     sources = [parse_source(label) for label in labels]
     context = Context(sources[-1].path.parent, args.store)
     sides = [open_side(source, [], None, context) for source in sources]

@@ -30,7 +30,9 @@ def report(args) -> int:
             from engine.errors import UsageError
 
             raise UsageError("--rev shows one spec at several revisions; give exactly one SPEC")
-        specs = [f"{rev}:{specs[0]}" for rev in args.rev] + specs
+        from engine.review.sources import revision_path
+
+        specs = [revision_path(rev, specs[0]) for rev in args.rev] + specs
     path = write(specs, args.output, args.store)
     print(f"report written to {display_name(path.resolve())} ({path.stat().st_size / 1024:,.0f} KB)")
     return 0

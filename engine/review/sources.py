@@ -44,18 +44,35 @@ def repo_top(folder: Path) -> Path:
 
 
 def parse_source(text: str) -> SpecSource:
-    """`specs/x.yaml` or `HEAD~1:specs/x.yaml` (the path relative to the current directory)."""
+    """`specs/x.yaml` (relative to the current folder), or `REV:path` read as git reads it: the path
+    relative to the repository's top folder, `REV:./x.yaml` or `REV:../x.yaml` to the current one."""
     if ":" in text and not Path(text).exists():
         rev, path = text.split(":", 1)
         if not rev or not path:
             raise UsageError(f"{text!r}: expected REV:path, e.g. HEAD~1:specs/x.yaml")
-        full = Path(path).absolute()
-        top = repo_top(full.parent if full.parent.exists() else Path.cwd())
-        check = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=top, capture_output=True)
-        if check.returncode != 0:
-            raise UsageError(f"{text}: unknown git revision {rev!r}")
-        rel = os.path.relpath(full, top)
-        if subprocess.run(["git", "cat-file", "-e", f"{rev}:{rel}"], cwd=top, capture_output=True).returncode != 0:
-            raise UsageError(f"{text}: {rel} does not exist in revision {rev}")
-        return SpecSource(full, rev, text)
+        if path.startswith(("./", "../")) or path in (".", "..") or os.path.isabs(path):
+            return _at_revision(rev, Path(path).absolute(), text)
+        here = f" (the path after REV: is relative to the repository's top folder, as in git; {rev}:./{path} " \
+               f"is relative to this folder)" if Path(path).exists() else ""
+        return _at_revision(rev, repo_top(Path.cwd()) / path, text, here)
     return SpecSource(Path(text).absolute(), None, text)
+
+
+def revision_path(rev: str, path: str) -> str:
+    """`REV:path` for `path` (a working-tree path, relative to the current folder), written as git
+    reads it: relative to the repository's top folder."""
+    full = Path(path).absolute()
+    top = repo_top(full.parent if full.parent.exists() else Path.cwd())
+    return f"{rev}:{Path(os.path.relpath(full, top)).as_posix()}"
+
+
+def _at_revision(rev: str, full: Path, label: str, hint: str = "") -> SpecSource:
+    """The spec at working-tree path `full` (absolute) as of git revision `rev`; `hint` follows a not-found error."""
+    top = repo_top(full.parent if full.parent.exists() else Path.cwd())
+    check = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=top, capture_output=True)
+    if check.returncode != 0:
+        raise UsageError(f"{label}: unknown git revision {rev!r}")
+    rel = Path(os.path.relpath(full, top)).as_posix()
+    if subprocess.run(["git", "cat-file", "-e", f"{rev}:{rel}"], cwd=top, capture_output=True).returncode != 0:
+        raise UsageError(f"{label}: {rel} does not exist in revision {rev}{hint}")
+    return SpecSource(full, rev, label)
