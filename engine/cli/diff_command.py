@@ -123,22 +123,27 @@ def compare(args) -> int:
 
 
 def _rank_sweep(side, args) -> int:
-    from engine.review.ranking import rank, table
+    from engine.review.ranking import best, places, rank, table, verdict
 
     metric, mode, rows = rank(side.record, side.statuses, side.graph)
     if args.json:
-        print(json.dumps({"metric": metric, "mode": mode, "variants": [
-            {"name": r.name, "set": r.values, "node": r.node, "value": r.value, "state": r.state} for r in rows]}, indent=2))
+        top = best(rows)
+        print(json.dumps({"metric": metric, "mode": mode, "best": top.name if top else None, "verdict": verdict(metric, rows),
+                          "variants": [{"name": r.name, "set": r.values, "node": r.node, "value": r.value, "state": r.state}
+                                       for r in rows]}, indent=2))
     elif args.markdown:
         paths = list(dict.fromkeys(p for r in rows for p in r.values))
         print(f"| # | variant | {' | '.join(paths)} | {metric} |\n|---|---|{'---|' * len(paths)}---|")
-        for i, r in enumerate(rows, 1):
+        for place, r in zip(places(rows), rows):
             value = f"{r.value:.4g}" if r.value is not None else r.state
-            print(f"| {i if r.value is not None else ''} | {r.name} | "
-                  + " | ".join(str(r.values.get(p, '-')) for p in paths) + f" | {value} |")
+            print(f"| {place or ''} | {r.name} | " + " | ".join(str(r.values.get(p, '-')) for p in paths) + f" | {value} |")
+        print(f"\n{verdict(metric, rows)}")
     else:
         from rich.console import Console
+        from rich.markup import escape
 
-        table(metric, mode, rows, Console(highlight=False))
+        console = Console(highlight=False)
+        table(metric, mode, rows, console)
+        console.print(escape(verdict(metric, rows)))
     return 0
 

@@ -250,13 +250,11 @@ def show(args) -> int:
         if "per_class" in node["metrics"]:
             console.print(_class_table(name, node["metrics"]))
     if graph.variants or record.get("sweep"):
-        from engine.review.ranking import best, rank, table
+        from engine.review.ranking import rank, table, verdict
 
         metric, mode, rows = rank(record, statuses, graph)
         table(metric, mode, rows, console)
-        top = best(rows)
-        console.print(f"best: [bold]{escape(top.name)}[/] ({metric} {top.value:.4g})" if top else
-                      f"best: none yet (no variant's {metric} is current)")
+        console.print(escape(verdict(metric, rows)))
     return 0
 
 

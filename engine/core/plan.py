@@ -105,13 +105,14 @@ def make_plan(graph: Graph, store: Store, digests: DigestCache, record: dict | N
         node = graph.nodes[name]
         payload = compute_payload(graph, node, keys, entries, digests)
         key = key_of(payload) if payload is not None else None
-        running_upstream = [d for d in node.deps if d in steps and steps[d].action == RUN]
+        deps = list(dict.fromkeys(node.deps))  # two roles may read one node (evaluate[baseline]): named once
+        running_upstream = [d for d in deps if d in steps and steps[d].action == RUN]
         step = Step(node, RUN, key, payload)
         if key is not None:
             keys[name] = key
             entry, damaged = store.check(key)
             step.entry, step.damaged = entry, damaged
-        forced_upstream = [d for d in node.deps if d in steps and steps[d].force]
+        forced_upstream = [d for d in deps if d in steps and steps[d].force]
         if name in forced or forced_upstream:
             step.force = True
             step.reasons.append(why.forced() if name in forced else why.upstream(forced_upstream))
@@ -123,13 +124,14 @@ def make_plan(graph: Graph, store: Store, digests: DigestCache, record: dict | N
         else:
             if step.damaged:
                 step.reasons.append(why.damaged(step.damaged))
-            step.reasons.extend(explain(previous.get(name), payload, running_upstream))
+            step.reasons.extend(explain(previous.get(name), payload, running_upstream, dict(node.inputs)))
         steps[name] = step
     return list(steps.values())
 
 
-def explain(old: dict | None, new: dict, running_upstream: list[str]) -> list[dict]:
-    """Why a node with no cached output must run, compared with its last recorded payload."""
+def explain(old: dict | None, new: dict, running_upstream: list[str], inputs: dict[str, str] | None = None) -> list[dict]:
+    """Why a node with no cached output must run, compared with its last recorded payload. `inputs`
+    (role -> upstream node) names a changed upstream by its node, not by the role it fills."""
     if running_upstream:
         return [why.upstream(running_upstream)]
     if not old or "payload" not in old:
@@ -152,8 +154,9 @@ def explain(old: dict | None, new: dict, running_upstream: list[str]) -> list[di
         if before.get("libraries", {}).get(lib) != version:
             reasons.append(why.library(lib, before.get("libraries", {}).get(lib), version))
     if before.get("upstream") != new["upstream"]:
-        changed = sorted(k for k in set(before.get("upstream", {})) | set(new["upstream"])
-                         if before.get("upstream", {}).get(k) != new["upstream"].get(k))
+        roles = sorted(k for k in set(before.get("upstream", {})) | set(new["upstream"])
+                       if before.get("upstream", {}).get(k) != new["upstream"].get(k))
+        changed = list(dict.fromkeys((inputs or {}).get(role, role) for role in roles))
         reasons.append(why.upstream(changed, "changed"))
     return reasons or [why.no_output()]
 

@@ -2,6 +2,8 @@
 
 Only numbers of stages that are current count (engine/core/status.py): a variant whose metric
 stage is out of date or was never run is listed last, with that state instead of a number.
+Variants with equal numbers share a place, and a shared first place is a tie, not a best: a
+temperature sweep ranked by `evaluate.loss` has one evaluate node for every variant.
 """
 from __future__ import annotations
 
@@ -61,12 +63,44 @@ def table(metric: str, mode: str, rows: list[Ranked], console) -> None:
     for path in paths:
         out.add_column(path, overflow="fold")
     out.add_column(metric, justify="right", overflow="fold")
-    for i, row in enumerate(rows, 1):
+    for place, row in zip(places(rows), rows):
         cells = [show(row.values[p]) if p in row.values else "-" for p in paths]
         number = f"{row.value:.4g}" if row.value is not None else f"[yellow]{row.state}[/]"
-        out.add_row(str(i) if row.value is not None else "", *([escape(row.name)] if named else []), *map(escape, cells), number)
+        out.add_row(str(place or ""), *([escape(row.name)] if named else []), *map(escape, cells), number)
     console.print(out)
 
 
+def places(rows: list[Ranked]) -> list[int | None]:
+    """Each ranked row's place (1, 1, 3 when the first two are equal); None without a number."""
+    return [1 + sum(other.value != row.value for other in rows[:i] if other.value is not None)
+            if row.value is not None else None for i, row in enumerate(rows)]
+
+
 def best(rows: list[Ranked]) -> Ranked | None:
-    return rows[0] if rows and rows[0].value is not None else None
+    """The first variant, when its number is current and no other variant has it too."""
+    if not rows or rows[0].value is None or tie(rows):
+        return None
+    return rows[0]
+
+
+def tie(rows: list[Ranked]) -> list[Ranked]:
+    """The variants sharing the first place, when more than one does; else []."""
+    first = [r for r in rows if r.value is not None and r.value == rows[0].value]
+    return first if len(first) > 1 else []
+
+
+def verdict(metric: str, rows: list[Ranked]) -> str:
+    """One line under the ranking: `best: lr=3e-4 (evaluate.loss 2.71)`, or why there is none:
+    `tie: evaluate.loss is 3.12 for all 3 variants (they share evaluate, ...)`."""
+    tied = tie(rows)
+    if tied:
+        names = ", ".join(r.name for r in tied)
+        who = f"all {len(tied)} variants" if len(tied) == len(rows) else f"{len(tied)} variants ({names})"
+        why = ""
+        if len({r.node for r in tied}) == 1:
+            swept = list(dict.fromkeys(p for r in tied for p in r.values))
+            why = (f" (they share {tied[0].node}: {', '.join(swept)} {'does' if len(swept) == 1 else 'do'} not change it; "
+                   f"rank by a stage the sweep changes with sweep.metric)")
+        return f"tie: {metric} is {tied[0].value:.4g} for {who}{why}"
+    top = best(rows)
+    return f"best: {top.name} ({metric} {top.value:.4g})" if top else f"best: none yet (no variant's {metric} is current)"

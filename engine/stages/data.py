@@ -194,6 +194,7 @@ def run(ctx) -> dict:
     else:
         datasets, facts = (classification_examples if classify else causal_examples)(splits, tokenizer, data, bar)
     bar.close()
+    facts.update({f"{split}_records": len(next(iter(columns.values()))) for split, columns in splits.items()})
     for split, (why, fix) in needs.items():
         if split not in datasets:
             raise StageError(f"the {split} split has no examples: its {len(next(iter(splits[split].values())))} text(s) are blank or "
@@ -206,11 +207,22 @@ def run(ctx) -> dict:
                     + "; ".join(bad_rows.skipped[:SKIPPED_SHOWN]) + (f"; and {more} more" if more > 0 else ""))
     DatasetDict(datasets).save_to_disk(str(ctx.out / "dataset"))
     (ctx.out / "info.json").write_text(json.dumps(facts, indent=1, sort_keys=True), encoding="utf-8")
-    shape = "one truncated example per text" if classify else (
-        "packed into blocks" if data["packing"] else "one per text") + f" of {data['max_length']} tokens"
-    if instructions.mode(data) != "text":
+    packed, instructed, most = not classify and data["packing"], instructions.mode(data) != "text", data["max_length"]
+    shape = (f"one truncated example per record, of at most {most} tokens" if classify else
+             f"blocks of at most {most} tokens, whole records joined" if packed and instructed else
+             f"blocks of {most} tokens, the texts joined end to end" if packed else
+             f"one example per record, of at most {most} tokens" + ("" if instructed else " (a longer one cut into several)"))
+    if instructed:
         cut = ", ".join(f"{n} {split}" for split, n in facts["truncated"].items() if n)
         shape += f"; loss on {facts['train_learned_tokens']:,} answer tokens in train" + (f"; cut at max_length: {cut}" if cut else "")
-    ctx.log(f"train {facts['train_examples']} examples ({facts['train_tokens']:,} tokens), "
-            f"validation {facts['validation_examples']}, test {facts['test_examples']}; {shape}")
+    counts = {split: _counted(facts[f"{split}_records"], facts[f"{split}_examples"], packed) for split in splits}
+    ctx.log("; ".join(f"{split}: {text}" + (f" ({facts['train_tokens']:,} tokens)" if split == "train" else "")
+                      for split, text in counts.items()) + f"; {shape}")
     return {"metrics": {"train_tokens": facts["train_tokens"]}, "facts": facts}
+
+
+def _counted(records: int, examples: int, packed: bool) -> str:
+    """`44 records -> 21 blocks`; `40 records` where each record is one example."""
+    if packed:
+        return f"{records} records -> {examples} blocks"
+    return f"{records} records" if examples == records else f"{records} records -> {examples} examples"

@@ -186,7 +186,7 @@ def train(ctx, ranks: Ranks, resume) -> dict:
     guard = callbacks_module.callbacks().LossGuard(model, ranks)
     progress = callbacks_module.progress_callback(ctx, max_steps, tokens_per_step, guard)
     stop_file = ctx.work / "distributed" / "STOP" if ranks.world > 1 else None
-    checkpoints = callbacks_module.callbacks().Checkpoints(ctx, sigterm, ranks, stop_file)
+    checkpoints = callbacks_module.callbacks().Checkpoints(ctx, sigterm, ranks, stop_file, guard)
     callbacks = [guard, progress, checkpoints]  # guard first: its loss
     if early:
         callbacks.append(EarlyStoppingCallback(early["patience"], early["min_delta"]))
@@ -204,6 +204,9 @@ def train(ctx, ranks: Ranks, resume) -> dict:
     resume = ranks.agree_resume(resume, ctx.log)
     if resume:
         ctx.log(f"resuming from {resume.name} of this same key")
+    if not guard.restore(resume):
+        ctx.log(f"{resume.name} has no {callbacks_module.LOSSES} (an older engine saved it): train_loss averages "
+                f"the steps after it only")
     started = time.time()
     try:
         with sigterm:
@@ -216,6 +219,7 @@ def train(ctx, ranks: Ranks, resume) -> dict:
                 compiled, trainer = False, make_trainer(False)
                 if ranks.world == 1:  # the ranks keep the one they agreed on: none saved since
                     resume = resumable_checkpoint(ctx.work / "checkpoints", ctx.log)
+                guard.restore(resume)  # the steps of the failed try are done again
                 output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except (MemoryError, RuntimeError) as exc:
         if not isinstance(exc, (MemoryError, torch.OutOfMemoryError)) and "out of memory" not in str(exc):
@@ -240,10 +244,13 @@ def train(ctx, ranks: Ranks, resume) -> dict:
     history = trainer.state.log_history
     if ranks.writes:
         (ctx.out / "log_history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
-    losses = [h["loss"] for h in history if "loss" in h]
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     steps_done = trainer.state.global_step
-    metrics = {"train_loss": output.training_loss, "final_loss": losses[-1] if losses else output.training_loss,
+    # Of every optimizer step, not of the logged ones (every train.log_every steps; the log history keeps
+    # those), and counted from step 1 when resumed (the Trainer's training_loss averages its own call's steps).
+    final_loss = guard.last_loss if guard.last_loss is not None else output.training_loss
+    train_loss = guard.mean_loss() if guard.steps else output.training_loss
+    metrics = {"train_loss": train_loss, "final_loss": final_loss,
                "steps": steps_done, "tokens_per_s": round(progress.tokens_seen / wall, 1) if wall else 0.0}
     if ranks.world > 1:  # shown by `engine show`; a run on one process has no such number
         metrics["processes"] = ranks.world

@@ -3,7 +3,9 @@ manifests and SIGTERM. Defined on first use, so transformers is imported only in
 from __future__ import annotations
 
 import functools
+import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -16,6 +18,10 @@ def non_finite_advice(name: str, value: float, step: int) -> str:
     return (f"{name} became {value} at step {step}; lower train.learning_rate, check train.precision (fp16 overflows: "
             f"try bf16 or fp32), or clip gradients (train.max_grad_norm)")
 
+
+# In each checkpoint, listed in its manifest: the loss summary so far, so that a resumed run reports
+# the numbers of an uninterrupted one (the Trainer averages only the steps of its own call).
+LOSSES = "engine_losses.json"
 
 
 @functools.cache
@@ -77,6 +83,7 @@ def callbacks():
             self.losses: list = []
             self.summed = False  # whether the losses are shares of the step's token sum
             self.last_loss: float | None = None  # the loss of the last optimizer step
+            self.loss_sum, self.steps = 0.0, 0  # over every optimizer step, those before a resume included
             self.hook = model.register_forward_hook(self._record, with_kwargs=True)
 
         def _record(self, module, args, kwargs, output):
@@ -99,18 +106,40 @@ def callbacks():
             if not math.isfinite(total):  # another rank's
                 raise StageError(non_finite_advice("loss", total, state.global_step))
             self.last_loss = total if self.summed else total / count
+            self.loss_sum += self.last_loss
+            self.steps += 1
+
+        def mean_loss(self) -> float | None:
+            return self.loss_sum / self.steps if self.steps else None
+
+        def save(self, folder: Path) -> None:
+            """The summary so far into a checkpoint, before its manifest."""
+            temporary = folder / f".{LOSSES}.tmp"
+            temporary.write_text(json.dumps({"loss_sum": self.loss_sum, "steps": self.steps, "last_loss": self.last_loss}),
+                                 encoding="utf-8")
+            os.replace(temporary, folder / LOSSES)
+
+        def restore(self, checkpoint: Path | None) -> bool:
+            """Start from a checkpoint's summary (from nothing without one); False when it has none."""
+            self.losses, self.loss_sum, self.steps, self.last_loss = [], 0.0, 0, None
+            if checkpoint is None or not (checkpoint / LOSSES).is_file():
+                return checkpoint is None
+            saved = json.loads((checkpoint / LOSSES).read_text(encoding="utf-8"))
+            self.loss_sum, self.steps, self.last_loss = saved["loss_sum"], saved["steps"], saved["last_loss"]
+            return True
 
         def remove(self):
             self.hook.remove()
 
     class Checkpoints(TrainerCallback):
-        """Writes each saved checkpoint's manifest; on SIGTERM, saves one and stops training. On
-        several ranks the stop is agreed (SIGTERM to any rank, or the engine's `stop_file`), so
-        all stop at the same step, and the manifest waits for every rank's files."""
+        """Writes each saved checkpoint's manifest (after the guard's loss summary, LOSSES); on
+        SIGTERM, saves one and stops training. On several ranks the stop is agreed (SIGTERM to any
+        rank, or the engine's `stop_file`), so all stop at the same step, and the manifest waits
+        for every rank's files."""
 
-        def __init__(self, ctx, sigterm: Sigterm, ranks=None, stop_file: Path | None = None):
+        def __init__(self, ctx, sigterm: Sigterm, ranks=None, stop_file: Path | None = None, guard=None):
             self.ctx, self.sigterm, self.stopping = ctx, sigterm, False
-            self.ranks, self.stop_file = ranks, stop_file
+            self.ranks, self.stop_file, self.guard = ranks, stop_file, guard
             self.label = f"rank-{ranks.rank}" if ranks is not None else "rank-0"
 
         def on_step_end(self, args, state, control, **kwargs):
@@ -130,6 +159,8 @@ def callbacks():
                 dist.barrier()  # each rank saves its own RNG state: all of them are in before the manifest
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if args.should_save and folder.is_dir():  # world rank 0; local rank 0 of each node with save_on_each_node
+                if self.guard is not None:
+                    self.guard.save(folder)
                 write_manifest(folder)
 
     return types.SimpleNamespace(Progress=Progress, LossGuard=LossGuard, Checkpoints=Checkpoints)
