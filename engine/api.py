@@ -131,7 +131,7 @@ def run(p: Plan, reporter: Reporter | None = None, *, trust_remote_code: bool = 
 
         statuses = record_status(p.graph, p.store, p.digests, p.record_base)
         current = {name for name, status in statuses.items() if status.state == CURRENT}
-    nodes = record_nodes(p.graph, result.entries, p.record_base, current)
+    nodes = record_nodes(p.graph, result.entries, p.record_base, current, {s.node.name for s in p.steps if s.force})
     path = write_record(p.spec.path, p.spec.name, p.spec.get("seed"), nodes, p.record_base, p.record_file, extra or None)
     return Outcome(result, path)
 

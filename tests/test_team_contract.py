@@ -107,6 +107,23 @@ def test_clone_at_another_path_finds_every_stage_cached_with_the_same_keys(proje
     assert (clone / "specs" / "x.lock.json").read_text() == record_text
 
 
+def test_a_rebuild_under_the_recorded_keys_leaves_the_committed_record_alone(project, tmp_path, fakes):
+    """A teammate's fresh clone has an empty store: `engine run` rebuilds every stage under the keys
+    the record holds, and the committed record stays as it was (git status clean); --force
+    records the rebuild."""
+    assert main(["run", "specs/x.yaml"]) == 0
+    path = project / "specs" / "x.lock.json"
+    record = json.loads(path.read_text())
+    record["nodes"]["train"]["wall_s"] = 1234.5  # as measured on the author's machine
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    committed = path.read_text()
+    shutil.rmtree(Path(os.environ["ENGINE_STORE"]))
+    assert main(["run", "specs/x.yaml"]) == 0
+    assert "train" in ran(fakes) and path.read_text() == committed
+    assert main(["run", "specs/x.yaml", "--force", "train"]) == 0
+    assert json.loads(path.read_text())["nodes"]["train"]["wall_s"] != 1234.5
+
+
 # Keys of the spec above on fixed inputs, with library versions pinned. A change here without a
 # VERSION bump of the stage means every user's cache silently misses (or, worse, hits wrongly).
 GOLDEN = {

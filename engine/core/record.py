@@ -77,12 +77,18 @@ def node_record(entry) -> dict:
     }
 
 
-def record_nodes(graph, entries: dict, old: dict | None, current: set[str] = frozenset()) -> dict[str, dict]:
+def record_nodes(graph, entries: dict, old: dict | None, current: set[str] = frozenset(),
+                 forced: set[str] = frozenset()) -> dict[str, dict]:
     """The nodes a record keeps after a run: those this run ran or found cached, plus earlier
     records of nodes it did not reach (`--until`) that are still current (their recorded key is
-    today's key: `current`, from engine.core.status). Any other is dropped, never kept stale."""
-    nodes = {name: node_record(entry) for name, entry in entries.items()}
+    today's key: `current`, from engine.core.status). Any other is dropped, never kept stale.
+
+    A node built again under its recorded key (a fresh clone, an emptied store) keeps its recorded
+    entry: the same key is the same experiment, and a teammate's rebuild must not rewrite the
+    committed record with its own wall times. `--force` (`forced`) records the rebuild instead."""
     previous = (old or {}).get("nodes", {})
+    nodes = {name: previous[name] if name not in forced and previous.get(name, {}).get("key") == entry.key
+             else node_record(entry) for name, entry in entries.items()}
     for name in graph.order:
         if name not in nodes and name in previous and name in current:
             nodes[name] = previous[name]
