@@ -210,6 +210,8 @@ def show(args) -> int:
         path = loadable_output(store.entry_path(node["key"]), getattr(kind, "PRODUCES", ()))
         node["output"] = str(path) if path else None
         node["status"] = statuses[name].state if name in statuses else "not in spec"
+        if name in statuses and statuses[name].reasons:
+            node["reasons"] = list(statuses[name].reasons)
     state = summary(statuses)
     if args.json:
         print(json.dumps({**record, "status": state, "record_file": str(record_file)}, indent=2, sort_keys=True))
