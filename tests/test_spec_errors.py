@@ -155,6 +155,7 @@ def test_extends_cannot_add_a_second_model_source(write, capsys):
 
 def test_null_in_an_extending_spec_deletes_the_inherited_key(write, capsys):
     write("base.yaml", BASE)
+    write("data.txt", "Some text.\n")
     write("hub.yaml", "extends: base.yaml\nmodel: {builtin: null, hub: org/name, revision: main}\n")
     assert main(["validate", "hub.yaml", "--json"]) == 0
     model = json.loads(capsys.readouterr().out)["hub.yaml"]["model"]
@@ -163,6 +164,7 @@ def test_null_in_an_extending_spec_deletes_the_inherited_key(write, capsys):
 
 def test_null_in_a_set_deletes_the_key(write, capsys):
     write("base.yaml", BASE)
+    write("data.txt", "Some text.\n")
     assert errors_of(capsys, "base.yaml", "--set", "model.hub=org/name", "--set", "model.revision=main") == [
         "base.yaml:4:3  $.model  give exactly one of hub, path, gguf, builtin, config, from (found hub and builtin); "
         "they are mutually exclusive (builtin comes from base.yaml: --set model.builtin=null drops it)"]

@@ -75,6 +75,7 @@ def test_set_parses_yaml_values(write):
 
 def test_set_on_validate_command(write, capsys):
     path = write("s.yaml", MINIMAL)
+    write("data.txt", "Some text.\n")
     assert main(["validate", str(path), "--set", "seed=7", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[str(path)]["seed"] == 7
 

@@ -10,7 +10,8 @@ from engine.errors import Problem, SpecError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("validate", help="check specs against the schema and report every problem")
+    p = sub.add_parser("validate", help="check specs against the schema, and their data files (present; the first "
+                                        "record has the fields the templates name); report every problem")
     spec_args(p, many=True)
     p.add_argument("--json", action="store_true", help="print the resolved specs as JSON")
     p.set_defaults(handler=validate)
@@ -21,8 +22,10 @@ def register(sub) -> None:
 
 
 def validate(args) -> int:
-    """Validate every spec given; report all problems of all files, exit 2 if any."""
+    """Validate every spec given, and the data files each names (they exist; their first record has
+    the fields the templates use); report all problems of all files, exit 2 if any."""
     from engine.spec import load_spec, thaw
+    from engine.spec.data_files import data_problems
 
     problems: list[Problem] = []
     resolved = {}
@@ -32,6 +35,10 @@ def validate(args) -> int:
         except SpecError as exc:
             problems.extend(exc.problems)
             continue
+        found = list(dict.fromkeys(p for s in _distinct_data(spec) for p in data_problems(s)))
+        if found:
+            problems.extend(found)
+            continue
         resolved[path] = thaw(spec.tree)
         if not args.json:
             print(f"ok  {path}  ({spec.name})")
@@ -40,6 +47,14 @@ def validate(args) -> int:
     if problems:
         raise SpecError(problems)
     return 0
+
+
+def _distinct_data(spec) -> list:
+    """The spec and those of its sweep variants whose data section differs (a sweep may vary data.text)."""
+    out = {}
+    for one in (spec, *(variant for _, _, variant in spec.variants)):
+        out.setdefault(json.dumps(one.tree["data"], sort_keys=True), one)
+    return list(out.values())
 
 
 def schema(args) -> int:

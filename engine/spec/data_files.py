@@ -1,0 +1,120 @@
+"""What the data stage would find wrong with a spec's data files, found cheaply for `engine validate`.
+
+    data.source.files --expand--> files (each must exist, inside the project)
+          --first record of each--> the fields the templates, data.label and data.split.by name
+
+The files are expanded and parsed by the data stage's own code (engine.stages.records), so
+`validate`, `plan` and `run` agree on what is missing and say it in the same words; only the
+first record of a file is read (a JSON file, which is one value, is read whole). No model, no
+tokenizer, nothing heavy is imported.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from engine.errors import Problem, SpecError, StageError, UsageError
+
+MAX_LINES = 1000  # a JSONL or CSV file whose first lines hold no good record is left to the data stage
+
+
+def data_problems(spec) -> list[Problem]:
+    """Every missing data file, and every field a template (or data.label, data.split.by) names
+    that a file's first record lacks, located in the spec."""
+    from engine.core.project import input_label
+    from engine.stages import records as rec
+
+    source = spec.get("data.source")
+    if "files" not in source:
+        return []  # a packaged corpus: its fields are the corpus's own
+    place = spec.place("data.source.files")
+    groups = source["files"] if isinstance(source["files"], dict) else {"all": source["files"]}
+    problems, files = [], []
+    for patterns in groups.values():
+        for pattern in [patterns] if isinstance(patterns, str) else patterns:
+            try:
+                files += rec.source_files({"files": pattern}, spec.root, place)["all"]
+            except SpecError as exc:
+                problems += exc.problems
+    bad_rows = rec.BadRows(spec.get("data.on_bad_rows", "error"))
+    for path in dict.fromkeys(files):
+        label = Path(os.path.relpath(path, spec.root)).as_posix()  # as the data stage names it
+        try:
+            input_label(spec, path)  # a file outside the project is refused before it is read, as `plan` does
+            record = first_record(Path(path), source["format"], source["txt_unit"], label, bad_rows)
+        except (UsageError, StageError) as exc:
+            problems.append(_problem(spec, "data.source.files", str(exc)))
+            continue
+        except OSError as exc:
+            problems.append(_problem(spec, "data.source.files", f"{label}: cannot read ({exc.strerror or exc})"))
+            continue
+        if record is not None:
+            problems += _field_problems(spec, record)
+    return problems
+
+
+def first_record(path: Path, fmt: str, txt_unit: str, label: str, bad_rows):
+    """The first record of a data file (None if it has none), read with the data stage's readers."""
+    from engine.stages import records as rec
+
+    if fmt == "auto":
+        fmt = rec.EXTENSIONS.get(path.suffix.lower(), "auto")  # unknown: read_file says so
+    if fmt == "txt":
+        return rec.Record({"text": ""}, label)  # plain text has one field, `text`
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        batch = next(pq.ParquetFile(path).iter_batches(batch_size=1), None)
+        return rec.Record(batch.to_pylist()[0], f"{label} row 1") if batch is not None and batch.num_rows else None
+    if fmt not in ("jsonl", "csv"):
+        found = rec.read_file(path, fmt, txt_unit, label, bad_rows)
+        return found[0] if found else None
+    parse = rec._jsonl_records if fmt == "jsonl" else rec._csv_records
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            lines: list[str] = []
+            for line in handle:
+                lines.append(line)
+                if line.strip():
+                    found = parse("".join(lines), label, bad_rows)  # the prefix: line numbers stay right
+                    if found:
+                        return found[0]
+                if len(lines) >= MAX_LINES:
+                    return None
+    except UnicodeDecodeError:
+        rec.read_file(path, fmt, txt_unit, label, bad_rows)  # raises the data stage's message, with the line
+    return None
+
+
+def _field_problems(spec, record) -> list[Problem]:
+    """The fields the data stage reads from every record, checked on one (same messages)."""
+    from engine.stages import instructions
+    from engine.stages import records as rec
+
+    data = spec.get("data")
+    form = instructions.mode(data)
+    checks = {"text": ("text",), "completion": ("prompt", "completion"), "chat": ()}[form]
+    out = []
+    for key in checks:
+        try:
+            rec.render([record], data[key], f"data.{key}")
+        except StageError as exc:
+            out.append(_problem(spec, f"data.{key}", str(exc)))
+    uses = {"data.messages": "the chat turns data.messages"} if form == "chat" else {}
+    uses.update({"data.label": "the label data.label", "data.split.by": "data.split.by"})
+    for dotted, purpose in uses.items():
+        name = spec.get(dotted)
+        if name:
+            try:
+                rec.field_values([record], name, purpose)
+            except StageError as exc:
+                out.append(_problem(spec, dotted, str(exc)))
+    return out
+
+
+def _problem(spec, dotted: str, message: str) -> Problem:
+    from engine.spec.validate import _locate
+
+    path = tuple(dotted.split("."))
+    file, line, col = _locate(path, spec.places, str(spec.path))
+    return Problem(file, line, col, "$." + dotted, message)
