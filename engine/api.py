@@ -23,7 +23,7 @@ from engine.core.graph import Graph
 from engine.core.plan import Step, make_plan
 from engine.core.reasons import render_all
 from engine.core.record import override_record_path, read_record, record_nodes, record_path, write_record
-from engine.core.runner import Event, Executor, Remote, Reporter, RunResult, run_plan
+from engine.core.runner import Event, Executor, RemoteLink, Reporter, RunResult, run_plan
 from engine.core.store import Store, default_root
 from engine.pipeline import resolve_spec
 from engine.spec import Spec, load_spec
@@ -112,14 +112,14 @@ class _Silent:
 
 
 def run(p: Plan, reporter: Reporter | None = None, *, trust_remote_code: bool = False,
-        allow_pickle: bool = False, remote: Remote | None = None, executor: Executor | None = None) -> Outcome:
+        allow_pickle: bool = False, link: RemoteLink | None = None, executor: Executor | None = None) -> Outcome:
     """Build the plan's `run` steps and write the record when every stage succeeded.
 
-    `remote` (engine.core.remote_run.RunLink.open(url, push)): pull what it has instead of
+    `link` (engine.core.remote_run.RunLink.open(settings)): pull what the remote has instead of
     building it, and push what was built when the link allows pushing. `executor`
-    (engine.core.ray_executor.RayExecutor): build every ready stage at once through it."""
+    (engine.executors.ray.RayExecutor): build every ready stage at once through it."""
     result = run_plan(p.graph, p.steps, p.store, p.digests, reporter or _Silent(),
-                      {"trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle}, remote, executor)
+                      {"trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle}, link, executor)
     if not result.ok:
         return Outcome(result, None)
     extra = {"spec_file": spec_label(p.spec), "overrides": sorted(p.overrides)} if p.overrides else {}

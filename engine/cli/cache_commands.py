@@ -97,7 +97,7 @@ def _size(entry) -> int:
 
 
 def ls(args) -> int:
-    from engine.core.remote import size_text
+    from engine.units import size_text
 
     store = _store(args)
     rows = []
@@ -123,7 +123,7 @@ def ls(args) -> int:
 
 
 def gc(args) -> int:
-    from engine.core.remote import size_text
+    from engine.units import size_text
     from engine.spec.compose import display_name
 
     from engine.core.project import project_root

@@ -65,7 +65,7 @@ def _label(manifest: dict) -> str:
 
 
 def _finish(args, verb: str, moved: list[dict], others: list[str], problems: list[str], started: float, url: str) -> int:
-    from engine.core.remote import size_text
+    from engine.units import size_text
 
     seconds = time.time() - started
     size = sum(m["bytes"] for m in moved)
@@ -83,7 +83,8 @@ def _finish(args, verb: str, moved: list[dict], others: list[str], problems: lis
 
 def push(args) -> int:
     from engine.cli.cache_commands import _store
-    from engine.core.remote import open_remote, size_text
+    from engine.core.remote_store import open_remote
+    from engine.units import size_text
     from engine.errors import StoreError
 
     started = time.time()
@@ -153,7 +154,7 @@ def _local_entries(args, store):
 
 def pull(args) -> int:
     from engine.cli.cache_commands import _store
-    from engine.core.remote import RemoteError, open_remote
+    from engine.core.remote_store import RemoteError, open_remote
 
     started = time.time()
     remote = open_remote(args.url)
@@ -192,7 +193,8 @@ def _pull_spec(args, spec: str, remote, bar: _Bytes, moved: list, tally: dict, p
 
 def _pull_keys(args, remote, store, keys: list[str], bar: _Bytes, moved: list, tally: dict, problems: list) -> int:
     """Pull each key the local store lacks; how many arrived."""
-    from engine.core.remote import RemoteDamaged, size_text
+    from engine.core.remote_store import RemoteDamaged
+    from engine.units import size_text
 
     store.prepare()
     todo = []

@@ -82,7 +82,7 @@ def plan(args) -> int:
             print(library_advice(drift, args.spec))
         if p.graph.variants:
             print(sweep_summary(p.graph, p.steps))
-        from engine.core.remote import display
+        from engine.core.remote_store import display
         from engine.core.remote_run import remote_url
 
         url = remote_url(p.spec.get("runtime.remote"), p.spec.root)
@@ -122,19 +122,20 @@ def run(args) -> int:
         raise UsageError("--address is the Ray cluster of --executor ray; add --executor ray")
     settings = remote_settings(p.spec.get("runtime.remote"), p.spec.root, args.push)
     builds = any(step.action != "cached" for step in p.steps)  # a fully cached run needs no remote and no Ray
-    link = RunLink.open(*settings) if builds else None
+    link = RunLink.open(settings) if builds else None
     executor = None
     if args.executor == "ray" and builds:
-        from engine.core.ray_executor import RayExecutor
+        from engine.executors.ray import RayExecutor
+        from engine.pipeline import resolve_spec
 
-        executor = RayExecutor(p.spec.path, p.overrides, p.store.root,
+        executor = RayExecutor(resolve_spec, p.spec.path, p.overrides, p.store.root,
                                {"trust_remote_code": args.trust_remote_code, "allow_pickle": args.allow_pickle},
                                args.address, settings, (p.spec.get("runtime") or {}).get("device", "auto"))
     terminate_gracefully()
     reporter = ConsoleReporter(quiet=False)
     try:
         outcome = api.run(p, reporter, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
-                          remote=link, executor=executor)
+                          link=link, executor=executor)
     finally:
         reporter.close()  # Ctrl-C, SIGTERM or a crash never leave a live bar or a hidden cursor behind
     result = outcome.result

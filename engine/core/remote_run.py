@@ -5,17 +5,24 @@ Which remote: ENGINE_REMOTE (a URL, or `none` to use none this time), else the s
 `runtime.remote` (never hashed: where outputs are shared, not what they are). Pushing is the
 operator's choice alone, `--push` or ENGINE_REMOTE_PUSH=1: a spec from a pull request can make its
 CI read the team's remote, never write to it.
+
+Names: a `RemoteStore` (engine.core.remote_store) is the store at a URL, called `remote`; the
+`RemoteSettings` say which one a run uses and whether it pushes (plain data: they travel to a Ray
+worker, which opens its own link); a `RunLink` is a run's open use of it, called `link`, the
+runner's `RemoteLink`.
 """
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
+from typing import NamedTuple
 
-from engine.core.remote import Remote, RemoteDamaged, RemoteError, open_remote, size_text
+from engine.core.remote_store import RemoteDamaged, RemoteError, RemoteStore, open_remote
 from engine.core.runner import Event, Reporter
 from engine.core.store import Entry, Store
 from engine.errors import StoreError, UsageError
+from engine.units import size_text
 
 _YES = {"1", "true", "yes", "on"}
 BAR_BYTES = 16 << 20  # a smaller transfer takes well under a second: no bar
@@ -34,14 +41,21 @@ def remote_url(spec_remote: str | None, spec_root: Path) -> str | None:
     return None
 
 
-def remote_settings(spec_remote: str | None, spec_root: Path, push_flag: bool = False) -> tuple[str | None, bool]:
-    """(URL or None, whether to push) from `remote_url` and the operator's --push or ENGINE_REMOTE_PUSH."""
+class RemoteSettings(NamedTuple):
+    """Which remote a run uses (None: none) and whether it may push there."""
+
+    url: str | None = None
+    push: bool = False
+
+
+def remote_settings(spec_remote: str | None, spec_root: Path, push_flag: bool = False) -> RemoteSettings:
+    """The URL (from `remote_url`) and whether to push (the operator's --push or ENGINE_REMOTE_PUSH)."""
     url = remote_url(spec_remote, spec_root)
     push = push_flag or os.environ.get("ENGINE_REMOTE_PUSH", "").strip().lower() in _YES
     if push and url is None:
         raise UsageError("--push (or ENGINE_REMOTE_PUSH=1) needs a remote: set runtime.remote in the spec or "
                          "ENGINE_REMOTE=URL")
-    return url, push
+    return RemoteSettings(url, push)
 
 
 class RunLink:
@@ -49,7 +63,7 @@ class RunLink:
     that silently rebuilds hours of work is worse); one that fails later is a warning, the stage
     is built here, and the remote is left alone for the rest of the run."""
 
-    def __init__(self, remote: Remote, push: bool):
+    def __init__(self, remote: RemoteStore, push: bool):
         self.remote, self.push = remote, push
         self.down: str | None = None
         self.pulled: list[str] = []
@@ -62,8 +76,9 @@ class RunLink:
             raise RemoteError(f"{exc}. To run without the remote: ENGINE_REMOTE=none") from exc
 
     @classmethod
-    def open(cls, url: str | None, push: bool) -> RunLink | None:
-        return cls(open_remote(url), push) if url else None
+    def open(cls, settings: RemoteSettings) -> RunLink | None:
+        """The link the settings ask for (probing the remote), or None when they name no remote."""
+        return cls(open_remote(settings.url), settings.push) if settings.url else None
 
     def fetch(self, store: Store, key: str, name: str, reporter: Reporter) -> Entry | None:
         """The remote's entry for `key`, pulled and committed (the caller holds the key's lock), or None."""

@@ -22,35 +22,34 @@ reported as damaged on the remote.
 Trust: whoever can write to the remote can publish outputs under any key; a pull checks that
 what was pushed arrives unchanged, not who pushed it. So `run` reads by default and pushes only
 when the operator says so (`--push`, ENGINE_REMOTE_PUSH=1), never because a spec says so.
+
+The bytes travel through engine.core.transfers (streamed, hashed on the way, several files at
+once); what a run does with a remote is engine.core.remote_run.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
 import shutil
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from engine.core.faults import fault_hook
 from engine.core.payload import key_of
 from engine.core.store import MANIFEST, OUT, Entry, Store, manifest_problem
+from engine.core.transfers import OnBytes, download, each, upload
 from engine.errors import EngineError, StoreError, UsageError
 
 FORMAT = 1
 MARKER = "engine-remote.json"
-CHUNK = 8 << 20
-THREADS = 8  # files of one entry in flight at once
 _UPLOAD = re.compile(r"files\.[0-9a-f]{16}")
 _NOT_COPIED = ("files", "key", "committed_at", "upload")  # a pulled entry's manifest recomputes these
 _PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "ssh": "paramiko", "sftp": "paramiko",
              "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs", "hf": "huggingface_hub"}
 _FLAT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"}  # object stores: no folders to create
-
-OnBytes = Callable[[int], None]
 
 
 class RemoteError(EngineError):
@@ -63,15 +62,6 @@ class RemoteDamaged(RemoteError):
     """An entry on the remote that does not match its manifest: refused, never committed."""
 
 
-def size_text(n: float) -> str:
-    """`80 B`, `1.2 MB`, `3.4 GB` (decimal units, as transfer speeds are given)."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 def display(url: str) -> str:
     """The URL without a password, for messages."""
     parts = urlsplit(url)
@@ -82,8 +72,8 @@ def display(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def open_remote(url: str) -> Remote:
-    """A Remote for `url`; a UsageError naming what to install or fix when fsspec cannot open it."""
+def open_remote(url: str) -> RemoteStore:
+    """The RemoteStore at `url`; a UsageError naming what to install or fix when fsspec cannot open it."""
     import fsspec
 
     protocol = url.split("://", 1)[0] if "://" in url else "file"
@@ -96,12 +86,12 @@ def open_remote(url: str) -> Remote:
         package = _PACKAGES.get(protocol)
         fix = f"`pip install {package}`" if package else "install the fsspec backend it names"
         raise UsageError(f"remote {display(url)}: the {protocol}:// backend is not installed ({exc}); {fix}") from exc
-    return Remote(url, fs, root.rstrip("/") or "/")
+    return RemoteStore(url, fs, root.rstrip("/") or "/")
 
 
 @dataclass
-class Remote:
-    """One remote store (see the module docstring for its layout)."""
+class RemoteStore:
+    """One shared store on an fsspec URL (see the module docstring for its layout)."""
 
     url: str
     fs: Any  # an fsspec filesystem
@@ -192,7 +182,7 @@ class Remote:
                 return None
             staging = store.new_staging(key)
             try:
-                _each(sorted(manifest["files"].items()), lambda item: self._fetch(key, manifest, item, staging, on_bytes))
+                each(sorted(manifest["files"].items()), lambda item: self._fetch(key, manifest, item, staging, on_bytes))
                 return store.commit(staging, key, {k: v for k, v in manifest.items() if k not in _NOT_COPIED})
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -207,7 +197,7 @@ class Remote:
         try:
             manifest = self.manifest(key)
             if manifest is not None:
-                _each(sorted(manifest["files"].items()), lambda item: self._fetch(key, manifest, item, None, None))
+                each(sorted(manifest["files"].items()), lambda item: self._fetch(key, manifest, item, None, None))
         except RemoteDamaged as exc:
             return str(exc)
         return None
@@ -219,42 +209,14 @@ class Remote:
         if staging is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            size, digest = self._download(f"{self.entry_dir(key)}/{manifest['upload']}/{rel}", target, rel, info["size"],
-                                          on_bytes)
+            size, digest = download(self.fs, f"{self.entry_dir(key)}/{manifest['upload']}/{rel}", target, info["size"],
+                                    on_bytes, lambda: self._errors(f"downloading {rel}"))
         except FileNotFoundError as exc:
             raise RemoteDamaged(self._damaged(key, manifest, f"{rel} is missing")) from exc
         if size != info["size"]:
             raise RemoteDamaged(self._damaged(key, manifest, f"{rel} has {size} bytes, its manifest says {info['size']}"))
         if digest != info["sha256"]:
             raise RemoteDamaged(self._damaged(key, manifest, f"{rel}: content differs from its manifest (sha256)"))
-
-    def _download(self, source: str, target, rel: str, expected: int, on_bytes: OnBytes | None) -> tuple[int, str]:
-        """Copy one remote file to `target`; (its size, its sha256). A small file is one request."""
-        digest, size = hashlib.sha256(), 0
-        if expected <= CHUNK:
-            with self._errors(f"downloading {rel}"):
-                chunks = iter([self.fs.cat_file(source)])
-            handle = None
-        else:
-            with self._errors(f"downloading {rel}"):
-                handle = self.fs.open(source, "rb")
-            chunks = iter(lambda: self._read(handle, rel), b"")
-        try:
-            with open(target, "wb") as out:
-                for chunk in chunks:
-                    out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                    if on_bytes:
-                        on_bytes(len(chunk))
-        finally:
-            with contextlib.suppress(Exception):
-                handle and handle.close()
-        return size, digest.hexdigest()
-
-    def _read(self, handle, rel: str) -> bytes:
-        with self._errors(f"downloading {rel}"):
-            return handle.read(CHUNK)
 
     def _damaged(self, key: str, manifest: dict | None, problem: str) -> str:
         what = f"{manifest.get('spec')}/{manifest.get('node')}" if manifest else "an entry"
@@ -281,7 +243,7 @@ class Remote:
                                  f"moves it aside and `engine run` rebuilds it")
 
         try:
-            _each(sorted(entry.manifest["files"].items()), send)
+            each(sorted(entry.manifest["files"].items()), send)
         except BaseException:
             with contextlib.suppress(Exception):  # tidy our own upload; one left by a killed push is invisible anyway
                 self.fs.rm(base, recursive=True)
@@ -302,22 +264,7 @@ class Remote:
 
     def _upload(self, source, target: str, rel: str, on_bytes: OnBytes | None) -> str:
         self._folder(target.rsplit("/", 1)[0])
-        digest = hashlib.sha256()
-        with open(source, "rb") as local:
-            with self._errors(f"uploading {rel}", writing=True):
-                handle = self.fs.open(target, "wb")
-                try:
-                    while chunk := local.read(CHUNK):
-                        handle.write(chunk)
-                        digest.update(chunk)
-                        if on_bytes:
-                            on_bytes(len(chunk))
-                except BaseException:
-                    with contextlib.suppress(Exception):  # abort: an S3 multipart upload is dropped, not completed
-                        handle.discard() if hasattr(handle, "discard") else handle.close()
-                    raise
-                handle.close()  # completes the upload
-        return digest.hexdigest()
+        return upload(self.fs, source, target, on_bytes, lambda: self._errors(f"uploading {rel}", writing=True))
 
     def _publish(self, path: str, body: bytes) -> None:
         """Write a small file whole or not at all: a temporary name, then a move."""
@@ -337,23 +284,6 @@ class Remote:
         if not set(_protocols(self.fs)) & _FLAT:
             with self._errors(f"creating {path}"):
                 self.fs.makedirs(path, exist_ok=True)
-
-
-def _each(items: list, work: Callable[[Any], None]) -> None:
-    """`work(item)` for every item, THREADS at a time: an object store's delay per request, not
-    bandwidth, is what a folder of small files costs. The first error stops what has not started."""
-    if len(items) <= 1:
-        for item in items:
-            work(item)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(max_workers=min(THREADS, len(items)))
-    try:
-        for future in [pool.submit(work, item) for item in items]:
-            future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _protocols(fs) -> tuple[str, ...]:

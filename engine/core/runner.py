@@ -4,10 +4,11 @@ The runner sends events (started, cached, done, failed, skipped) to a reporter a
 nothing itself. A failure caches nothing and skips only what depends on it: independent branches
 (generate when evaluate failed) still run. Ctrl-C leaves no partial entry.
 
-By default stages run one at a time in this process. An `Executor` (engine/core/ray_executor.py)
-builds every stage whose upstream is ready at once, elsewhere; the store's per-key locks and
-atomic commits keep the one-build-per-key guarantee, and this process still decides what runs,
-checks upstream entries, and handles cached steps, skips and failures the same way.
+By default stages run one at a time in this process. An `Executor` (engine/executors/, given by
+the caller: core knows none) builds every stage whose upstream is ready at once, elsewhere, each
+through `build_step` as here; the store's per-key locks and atomic commits keep the
+one-build-per-key guarantee, and this process still decides what runs, checks upstream entries,
+and handles cached steps, skips and failures the same way.
 """
 from __future__ import annotations
 
@@ -56,8 +57,9 @@ class RunResult:
         return not self.failed
 
 
-class Remote(Protocol):
-    """A shared store (engine.core.remote_run.RunLink): pulls a missing entry, pushes a built one."""
+class RemoteLink(Protocol):
+    """A run's link to a shared store (engine.core.remote_run.RunLink): pulls a missing entry,
+    pushes a built one."""
 
     def fetch(self, store: Store, key: str, name: str, reporter: Reporter) -> Entry | None: ...
 
@@ -65,7 +67,7 @@ class Remote(Protocol):
 
 
 class Executor(Protocol):
-    """Builds stages elsewhere, several at once (engine.core.ray_executor): `submit` starts one
+    """Builds stages elsewhere, several at once (engine.executors.ray): `submit` starts one
     step's build and returns a handle; `wait` blocks until one of `handles` ends and returns it
     with the key it committed and the events it sent; `cancel` stops them all (Ctrl-C)."""
 
@@ -77,11 +79,11 @@ class Executor(Protocol):
 
 
 def run_plan(graph: Graph, steps: list[Step], store: Store, digests: DigestCache, reporter: Reporter,
-             options: dict | None = None, remote: Remote | None = None, executor: Executor | None = None) -> RunResult:
-    """Execute the RUN steps of a plan; see module docstring. With a `remote`, a stage whose entry
+             options: dict | None = None, link: RemoteLink | None = None, executor: Executor | None = None) -> RunResult:
+    """Execute the RUN steps of a plan; see module docstring. With a `link`, a stage whose entry
     the remote has is pulled instead of built, and what is built is offered to it. With an
     `executor`, every stage whose upstream is ready is built at once, through it."""
-    run = _Run(graph, steps, store, digests, reporter, options or {}, remote)
+    run = _Run(graph, steps, store, digests, reporter, options or {}, link)
     try:
         if executor is None:
             for step in steps:
@@ -138,9 +140,9 @@ class _Run:
     away from every entry this run reads or builds until it ends."""
 
     def __init__(self, graph: Graph, steps: list[Step], store: Store, digests: DigestCache, reporter: Reporter,
-                 options: dict, remote: Remote | None = None):
+                 options: dict, link: RemoteLink | None = None):
         self.graph, self.store, self.digests, self.reporter, self.options = graph, store, digests, reporter, options
-        self.remote = remote
+        self.link = link
         self.result = RunResult()
         self.keys = {s.node.name: s.key for s in steps if s.key}
         self.by_name = {s.node.name: s for s in steps}
@@ -195,8 +197,8 @@ class _Run:
         self.result.entries[name] = entry
 
     def build(self, step: Step) -> None:
-        entry, fresh = _build(step, self.graph, self.store, self.digests, self.reporter, self.options, self.result.entries,
-                              self.remote)
+        entry, fresh = build_step(step, self.graph, self.store, self.digests, self.reporter, self.options,
+                                  self.result.entries, self.link)
         self.finish(step, entry, fresh)
 
     def finish(self, step: Step, entry: Entry, fresh: bool) -> None:
@@ -205,8 +207,8 @@ class _Run:
         self.sound.add(entry.key)  # built here, or pulled and verified on arrival
         if fresh:
             self.result.ran.append(step.node.name)
-            if self.remote is not None:
-                self.remote.publish(self.store, entry, step.node.name, self.reporter)
+            if self.link is not None:
+                self.link.publish(self.store, entry, step.node.name, self.reporter)
 
     def ensure_sound(self, name: str) -> None:
         """Rehash an upstream entry before a stage loads it; a damaged one is moved aside (under its
@@ -238,8 +240,11 @@ class _Run:
         self.held = []
 
 
-def _build(step: Step, graph: Graph, store: Store, digests: DigestCache, reporter: Reporter, options: dict,
-           upstream: dict[str, Entry], remote: Remote | None = None) -> tuple[Entry, bool]:
+def build_step(step: Step, graph: Graph, store: Store, digests: DigestCache, reporter: Reporter, options: dict,
+               upstream: dict[str, Entry], link: RemoteLink | None = None) -> tuple[Entry, bool]:
+    """Build one step (its key known, its `upstream` entries by node name) into the store, under the
+    key's lock: (the entry, True) when built here; (an entry, False) when another run built it
+    meanwhile or `link` pulled it. An executor's worker calls this too, so a step is built one way."""
     name, key = step.node.name, step.key
     assert key is not None and step.payload is not None
     waiting = lambda: reporter.event(Event("log", name, f"waiting for another run that is building {name} (key {key[:12]})"))  # noqa: E731
@@ -251,8 +256,8 @@ def _build(step: Step, graph: Graph, store: Store, digests: DigestCache, reporte
         if damaged:
             aside = store.quarantine(key, damaged)
             reporter.event(Event("log", name, f"cached output was damaged ({damaged}); moved to {aside}"))
-        if remote is not None and not step.force:
-            pulled = remote.fetch(store, key, name, reporter)
+        if link is not None and not step.force:
+            pulled = link.fetch(store, key, name, reporter)
             if pulled is not None:
                 return pulled, False
         staging = store.new_staging(key)
