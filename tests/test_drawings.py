@@ -6,8 +6,9 @@ import json
 import pytest
 
 from engine.checks import svg
-from engine.corpora import clipart, svg_text
+from engine.corpora import clipart
 from engine.errors import StageError
+from engine.formats import svg_normal, svg_values
 from engine.packaged import DebianPackage
 
 INKSCAPE = """<?xml version="1.0" encoding="UTF-8" standalone="no"?>
@@ -51,24 +52,24 @@ NORMAL = """<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 50">
 
 
 def test_an_editor_file_becomes_the_normal_form():
-    assert svg_text.normalise(INKSCAPE) == NORMAL
-    assert svg_text.normalise(NORMAL) == NORMAL  # the normal form is a fixed point
+    assert svg_normal.normalise(INKSCAPE) == NORMAL
+    assert svg_normal.normalise(NORMAL) == NORMAL  # the normal form is a fixed point
 
 
 def test_what_cannot_be_normalised_is_none():
-    assert svg_text.normalise("<svg") is None  # not XML
-    assert svg_text.normalise('<html xmlns="http://www.w3.org/1999/xhtml"/>') is None  # not SVG
-    assert svg_text.normalise('<svg xmlns="http://www.w3.org/2000/svg"><rect width="1" height="1"/></svg>') is None  # no size
-    assert svg_text.normalise('<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"></svg>') is None  # nothing drawn
+    assert svg_normal.normalise("<svg") is None  # not XML
+    assert svg_normal.normalise('<html xmlns="http://www.w3.org/1999/xhtml"/>') is None  # not SVG
+    assert svg_normal.normalise('<svg xmlns="http://www.w3.org/2000/svg"><rect width="1" height="1"/></svg>') is None  # no size
+    assert svg_normal.normalise('<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"></svg>') is None  # nothing drawn
     sheet = '<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><style>rect{fill:red}</style><rect width="1" height="1"/></svg>'
-    assert svg_text.normalise(sheet) is None  # CSS rules would outrank the attributes styles become
+    assert svg_normal.normalise(sheet) is None  # CSS rules would outrank the attributes styles become
 
 
 def test_inherited_values_are_dropped_only_where_nothing_can_change_them():
     drawing = """<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">
       <g fill="red" transform="scale(2)"><rect width="1" height="1" fill="#FF0000"/><rect width="2" height="2" fill="#000"/></g>
       <defs><path id="p" d="M0 0h1v1z" fill="#000000"/></defs><use href="#p" fill="blue"/></svg>"""
-    assert svg_text.normalise(drawing).splitlines()[1:-1] == [
+    assert svg_normal.normalise(drawing).splitlines()[1:-1] == [
         '<g fill="red" transform="scale(2)">',
         '<rect width="1" height="1"/>',  # red, as its parent
         '<rect width="2" height="2" fill="#000"/>',  # black is the initial value, but not the parent's
@@ -83,26 +84,26 @@ def test_inherited_values_are_dropped_only_where_nothing_can_change_them():
 def test_a_switch_keeps_its_groups():
     drawing = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><switch><foreignObject/>'
                '<g><rect width="1" height="1"/><rect width="2" height="2" fill="red"/></g></switch></svg>')
-    assert "<switch>\n<g>\n" in svg_text.normalise(drawing)  # unwrapped, the switch would draw the first rect only
+    assert "<switch>\n<g>\n" in svg_normal.normalise(drawing)  # unwrapped, the switch would draw the first rect only
 
 
 @pytest.mark.parametrize("value, text", [(1234.5678, "1234.6"), (12.345, "12.3"), (0.012345, "0.0123"), (10.0, "10"),
                                          (0.5, "0.5"), (-0.00001, "0"), (2.8e-14, "0"), (-3.0, "-3"), (1e6, "1000000")])
 def test_numbers_keep_three_significant_digits(value, text):
-    assert svg_text.number(value) == text
+    assert svg_values.number(value) == text
 
 
 def test_path_data():
-    assert svg_text.path_data("m 1.0,2.0 l -3.25e1,4 h5 v 6 z", 1) == "m1 2l-32.5 4h5v6z"
-    assert svg_text.path_data("M0 0a1 1 0 011 1", 1) == "M0 0a1 1 0 0 1 1 1"  # packed arc flags
-    assert svg_text.path_data("M 0 0 L 1", 1) is None  # an odd coordinate
-    assert svg_text.path_data("10 20", 1) is None  # no command
-    assert svg_text.path_data("M 0 0 Q 1 2 3 4 x", 1) is None
+    assert svg_values.path_data("m 1.0,2.0 l -3.25e1,4 h5 v 6 z", 1) == "m1 2l-32.5 4h5v6z"
+    assert svg_values.path_data("M0 0a1 1 0 011 1", 1) == "M0 0a1 1 0 0 1 1 1"  # packed arc flags
+    assert svg_values.path_data("M 0 0 L 1", 1) is None  # an odd coordinate
+    assert svg_values.path_data("10 20", 1) is None  # no command
+    assert svg_values.path_data("M 0 0 Q 1 2 3 4 x", 1) is None
 
 
 def test_tokens_count_digits_words_and_marks():
-    assert svg_text.tokens('<rect x="10"/>') == 10  # < rect x = " 1 0 " / >: 10 is two digits
-    assert svg_text.tokens("") == 0
+    assert svg_normal.tokens('<rect x="10"/>') == 10  # < rect x = " 1 0 " / >: 10 is two digits
+    assert svg_normal.tokens("") == 0
 
 
 # --- the svg check ---------------------------------------------------------------------------
@@ -187,7 +188,7 @@ def test_a_missing_debian_package_names_the_install_command():
 
 
 def test_drawing_metadata():
-    title, keywords = clipart.describe(svg_text.parse(INKSCAPE))
+    title, keywords = clipart.describe(svg_normal.parse(INKSCAPE))
     assert (title, keywords) == ("Red flag", ["flag", "red"])  # the creator's name is not the title
     assert clipart.words("aiga_down_arrow_") == "aiga down arrow"
 
@@ -196,10 +197,10 @@ def test_drawing_metadata():
 def test_clipart_records_are_normal_drawings():
     records = [fields for fields, _ in clipart.records({"categories": ["decorations"], "max_tokens": 2000})]
     assert len(records) > 5 and {r["category"] for r in records} == {"decorations"}
-    assert all(r["tokens"] <= 2000 and r["tokens"] == svg_text.tokens(r["svg"]) for r in records)
+    assert all(r["tokens"] <= 2000 and r["tokens"] == svg_normal.tokens(r["svg"]) for r in records)
     assert len({r["svg"] for r in records}) == len(records)
     for record in records[:3]:
-        assert svg_text.normalise(record["svg"]) == record["svg"]
+        assert svg_normal.normalise(record["svg"]) == record["svg"]
         result, _ = svg.judge(record["svg"])
         assert result["parses"]
     assert set(records[0]) == {"category", "subcategory", "name", "title", "caption", "keywords", "svg", "tokens", "file"}

@@ -67,7 +67,7 @@ def elements(root: ET.Element) -> int:
 
 
 def colours(root: ET.Element) -> set[str]:
-    from engine.corpora.svg_text import colour
+    from engine.formats.svg_values import colour
 
     found = set()
     for element in root.iter():

@@ -11,7 +11,7 @@ One record per drawing: `category` (its top folder), `subcategory` (the folders 
 `caption` (what the drawing is called: its title in words, or its name where the title is
 missing or shared by 3 or more of the drawings read, as a collection's note is: "Part of the
 Flat Icon Collection", "gramastar"), `svg` (the drawing in the normal form of
-engine/corpora/svg_text.py: what is drawn only, numbers rounded, one element per line), `tokens`
+engine/formats/svg_normal.py: what is drawn only, numbers rounded, one element per line), `tokens`
 (its size in that module's lexical tokens, about 0.94 of SmolLM2's) and `file`.
 Left out: files that do not normalise (not XML, no size, a CSS sheet: 36 files), drawings of more
 than `max_tokens` tokens (512 when absent), and repeats (the same normal form under another folder:
@@ -28,11 +28,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-from engine.corpora import svg_text
+from engine.formats import svg_normal
 from engine.packaged import DebianPackage
 
 PACKAGE = DebianPackage("openclipart-svg", "/usr/share/openclipart/svg")
-VERSION = f"1, normal form {svg_text.VERSION}"  # bump the 1 when the same files give other records
+VERSION = f"1, normal form {svg_normal.VERSION}"  # bump the 1 when the same files give other records
 MAX_TOKENS = 512
 SHARED_TITLE = 3  # a title this many drawings share is a collection's note, not a caption
 CATEGORIES = ("animals", "buildings", "buttons", "computer", "containers", "decorations", "education", "electronics",
@@ -82,11 +82,11 @@ def records(source: dict) -> Iterator[tuple[dict, str]]:
     for path in drawings(source):
         data = path.read_bytes()
         PACKAGE.check(path, data, digests)
-        tree = svg_text.parse(data.decode("utf-8", errors="replace"))
+        tree = svg_normal.parse(data.decode("utf-8", errors="replace"))
         title, keywords = describe(tree) if tree is not None else ("", [])
         titles[title] += 1
-        svg = svg_text.normalise(tree) if tree is not None else None
-        if svg is None or svg in seen or svg_text.tokens(svg) > limit:
+        svg = svg_normal.normalise(tree) if tree is not None else None
+        if svg is None or svg in seen or svg_normal.tokens(svg) > limit:
             continue
         seen.add(svg)
         kept.append((path.relative_to(root), title, keywords, svg))
@@ -95,5 +95,5 @@ def records(source: dict) -> Iterator[tuple[dict, str]]:
         caption = words(title) if title and titles[title] < SHARED_TITLE else name
         yield ({"category": relative.parts[0], "subcategory": "/".join(relative.parts[1:-1]), "name": name,
                 "title": title, "caption": caption, "keywords": ", ".join(keywords), "svg": svg,
-                "tokens": svg_text.tokens(svg), "file": relative.as_posix()},
+                "tokens": svg_normal.tokens(svg), "file": relative.as_posix()},
                f"clipart-drawings {relative.as_posix()}")

@@ -33,19 +33,19 @@ The rules (normalisation `VERSION` 1), in order:
 7. One element per line, no indentation; attributes in the file's order (a style's properties
    where the style was); text inside `<text>` and `<tspan>` kept with its white space collapsed.
 
+How each value is written (rule 5, colours, lengths) is engine.formats.svg_values.
+
 `tokens` counts the lexical tokens of such a text (each digit, each run of letters, each other
 character but white space): close to what a BPE that splits digits (SmolLM2's) makes of SVG.
 """
 from __future__ import annotations
 
-import math
 import re
 import xml.etree.ElementTree as ET
 
+from engine.formats.svg_values import DECIMALS, NUMBER, length_px, number, same_value, write_value
+
 VERSION = 1  # bump when the same file would give another text
-DECIMALS = 1
-SIGNIFICANT = 3
-MOST_DECIMALS = 4  # 1e-15 is 0, not 0.000000000000001
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -75,91 +75,13 @@ NOT_INHERITED = {
 }
 PROPERTIES = set(INHERITED) | set(NOT_INHERITED) | {"color", "font-family", "font-size", "font", "marker",
                                                     "color-interpolation-filters", "lighting-color", "clip"}
-NUMERIC = {"x", "y", "width", "height", "cx", "cy", "r", "rx", "ry", "x1", "y1", "x2", "y2", "fx", "fy", "points",
-           "viewBox", "offset", "dx", "dy", "refX", "refY", "markerWidth", "markerHeight", "stdDeviation",
-           "stroke-width", "stroke-dasharray", "stroke-dashoffset", "stroke-miterlimit", "opacity", "fill-opacity",
-           "stroke-opacity", "stop-opacity", "flood-opacity", "font-size", "letter-spacing", "word-spacing",
-           "transform", "gradientTransform", "patternTransform", "startOffset", "rotate", "k1", "k2", "k3", "k4"}
-COLOURS = {"fill", "stroke", "stop-color", "flood-color", "lighting-color", "color"}
-NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-PATH_TOKEN = re.compile(r"[MmZzLlHhVvCcSsQqTtAa]|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-PATH_ARGS = {"m": 2, "z": 0, "l": 2, "h": 1, "v": 1, "c": 6, "s": 4, "q": 4, "t": 2, "a": 7}
 REFERENCE = re.compile(r"url\(\s*['\"]?#([^)'\"\s]+)['\"]?\s*\)")
-UNITS_PX = {"": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96.0}
 LEXICAL = re.compile(r"\d|[A-Za-z]+|[^\sA-Za-z\d]")
 
 
 def tokens(text: str) -> int:
     """Lexical tokens of a text: each digit, each run of letters, each other non-space character."""
     return len(LEXICAL.findall(text))
-
-
-def number(value: float, precision: int = DECIMALS) -> str:
-    """`value` with 3 significant digits and at least `precision` decimals, written shortest."""
-    if not math.isfinite(value):
-        return "0"
-    places = precision
-    if value:
-        places = min(max(precision, SIGNIFICANT - 1 - math.floor(math.log10(abs(value)))), max(precision, MOST_DECIMALS))
-    text = f"{round(value, places):.{places}f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
-
-
-def numbers_in(value: str, precision: int) -> str:
-    """Every number in an attribute value rounded (units, commas and function names kept)."""
-    return NUMBER.sub(lambda m: number(float(m.group()), precision), value)
-
-
-def path_data(d: str, precision: int) -> str | None:
-    """Path data rewritten compactly; None when it is not valid path data."""
-    out: list[str] = []
-    command = ""
-    args: list[str] = []
-    position = 0
-    d = d.strip()
-    while position < len(d):
-        if d[position] in " \t\r\n,":
-            position += 1
-            continue
-        if command.lower() == "a" and len(args) % 7 in (3, 4) and d[position] in "01":
-            args.append(d[position])  # an arc's flags may be written without separators: "a1 1 0 011 1"
-            out.append(" " + d[position])
-            position += 1
-            continue
-        match = PATH_TOKEN.match(d, position)
-        if not match:
-            return None
-        token = match.group()
-        position = match.end()
-        if token.isalpha():
-            if command and len(args) % max(PATH_ARGS[command.lower()], 1) != 0:
-                return None
-            command = token
-            out.append(token)
-            args = []
-        elif not command or command in "Zz":
-            return None
-        else:
-            args.append(number(float(token), precision))
-            out.append(("" if out[-1].isalpha() else " ") + args[-1])
-    if command and PATH_ARGS[command.lower()] and (not args or len(args) % PATH_ARGS[command.lower()]):
-        return None
-    return "".join(out)
-
-
-def colour(value: str) -> str:
-    """Hex colours in lower case, #aabbcc shortened to #abc; other values as given."""
-    value = value.strip()
-    if re.fullmatch(r"#[0-9a-fA-F]{6}", value):
-        value = value.lower()
-        if value[1] == value[2] and value[3] == value[4] and value[5] == value[6]:
-            return "#" + value[1] + value[3] + value[5]
-        return value
-    if re.fullmatch(r"#[0-9a-fA-F]{3}", value):
-        return value.lower()
-    return {"black": "#000", "white": "#fff"}.get(value.lower(), value)
 
 
 def _local(name: str) -> tuple[str, str]:
@@ -170,13 +92,6 @@ def _local(name: str) -> tuple[str, str]:
     return "", name
 
 
-def _px(length: str | None) -> float | None:
-    match = re.fullmatch(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([a-z]*)\s*", length or "")
-    if not match or match.group(2) not in UNITS_PX:
-        return None
-    return float(match.group(1)) * UNITS_PX[match.group(2)]
-
-
 def _view_box(root: ET.Element, precision: int) -> str | None:
     given = root.get("viewBox")
     if given:
@@ -184,7 +99,7 @@ def _view_box(root: ET.Element, precision: int) -> str | None:
         if len(values) == 4 and float(values[2]) > 0 and float(values[3]) > 0:
             return " ".join(number(float(v), precision) for v in values)
         return None
-    width, height = _px(root.get("width")), _px(root.get("height"))
+    width, height = length_px(root.get("width")), length_px(root.get("height"))
     if not width or not height or width <= 0 or height <= 0:
         return None
     return f"0 0 {number(width, precision)} {number(height, precision)}"
@@ -214,21 +129,6 @@ def _attributes(element: ET.Element) -> list[tuple[str, str]]:
         merged.pop(name, None)
         merged[name] = value
     return list(merged.items())
-
-
-class _Writer:
-    def __init__(self, precision: int):
-        self.precision = precision
-        self.lines: list[str] = []
-
-    def value(self, name: str, value: str) -> str | None:
-        if name == "d":
-            return path_data(value, self.precision)
-        if name in COLOURS:
-            return colour(value)
-        if name in NUMERIC:
-            return numbers_in(value, self.precision)
-        return value
 
 
 def _drawn(element: ET.Element) -> ET.Element | None:
@@ -289,10 +189,10 @@ def _simplify(element: ET.Element, inherited: dict, used: set[str], definition: 
             if name not in PROPERTIES:
                 continue
             value = child.attrib[name]
-            if name in NOT_INHERITED and _same(name, value, NOT_INHERITED[name]):
+            if name in NOT_INHERITED and same_value(name, value, NOT_INHERITED[name]):
                 del child.attrib[name]  # the initial value, whatever the context
                 continue
-            if name in INHERITED and not in_definition and (value == "inherit" or _same(name, value, inherited[name])):
+            if name in INHERITED and not in_definition and (value == "inherit" or same_value(name, value, inherited[name])):
                 del child.attrib[name]  # what the parent gives (a <use> may give a definition another)
                 continue
             if name in INHERITED:
@@ -305,21 +205,6 @@ def _simplify(element: ET.Element, inherited: dict, used: set[str], definition: 
             element.remove(child)
             for offset, grandchild in enumerate(list(child)):
                 element.insert(index + offset, grandchild)
-
-
-BASIC_COLOURS = {"black": "#000", "white": "#fff", "red": "#f00", "lime": "#0f0", "blue": "#00f", "yellow": "#ff0",
-                 "cyan": "#0ff", "aqua": "#0ff", "magenta": "#f0f", "fuchsia": "#f0f", "silver": "#c0c0c0",
-                 "gray": "#808080", "grey": "#808080", "maroon": "#800000", "olive": "#808000", "green": "#008000",
-                 "purple": "#800080", "teal": "#008080", "navy": "#000080"}
-
-
-def _same(name: str, value: str, expected: str) -> bool:
-    if name in COLOURS:
-        same = lambda v: BASIC_COLOURS.get(colour(v).lower(), colour(v).lower())  # noqa: E731
-        return same(value) == same(expected)
-    if name in NUMERIC:
-        return numbers_in(value, 6) == numbers_in(expected, 6)
-    return value.strip() == expected
 
 
 def parse(svg: str) -> ET.Element | None:
@@ -345,12 +230,12 @@ def normalise(svg: str | ET.Element, precision: int = DECIMALS) -> str | None:
     drawn = _drawn(root)
     if view_box is None or drawn is None:
         return None
-    writer = _Writer(precision)
     for node in drawn.iter():  # values first: a property's default is compared in its written form
-        node.attrib = {k: v for k, v in ((k, writer.value(k, v)) for k, v in node.attrib.items()) if v is not None}
+        node.attrib = {k: v for k, v in ((k, write_value(k, v, precision)) for k, v in node.attrib.items())
+                       if v is not None}
     drawn.attrib = {k: v for k, v in drawn.attrib.items() if k in PROPERTIES}  # the root keeps its paint only
     _prune_definitions(drawn)
-    initial = {name: writer.value(name, value) for name, value in INHERITED.items()}
+    initial = {name: write_value(name, value, precision) for name, value in INHERITED.items()}
     holder = ET.Element("holder")
     holder.append(drawn)
     _simplify(holder, initial, _references(drawn), False)
