@@ -80,7 +80,7 @@ def baseline(record: dict, store: Path, shape: dict, device: str) -> dict:
     from datasets import load_from_disk
     from transformers import AutoModelForCausalLM, DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
-    from engine.stages import speed
+    from engine.training import speed
 
     def out(node: str) -> Path:
         key = record["nodes"][node]["key"]

@@ -153,7 +153,7 @@ def test_abc_reference_uses_separate_training_tunes():
 def test_training_documents_join_packed_blocks(tmp_path):
     from datasets import Dataset, DatasetDict
 
-    from engine.stages.loading import training_documents
+    from engine.training.loading import training_documents
 
     eos = 0
     stream = list(range(1, 40)) + [eos] + list(range(50, 60)) + [eos]  # two texts, packed into blocks of 16

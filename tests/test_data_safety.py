@@ -208,7 +208,7 @@ def test_long_text_is_tokenized_in_bounded_calls_with_the_same_blocks(project, c
     from datasets import load_from_disk
     from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-    from engine.stages import tokens
+    from engine.dataprep import tokens
 
     words = "the king queen ship sea storm night love fool crown sword moon".split()
     text = " ".join(words[(i * 7) % len(words)] for i in range(120_000))  # ~600,000 characters on one line

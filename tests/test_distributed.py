@@ -15,8 +15,8 @@ import pytest
 
 from engine.cli import main
 from engine.errors import StageError
-from engine.stages import distributed, launcher, speed
-from engine.stages.distributed import Launch
+from engine.training import distributed, launcher, speed
+from engine.training.distributed import Launch
 from tiny import spec_text
 
 ENV = {"MASTER_ADDR": "10.0.0.1", "NODE_RANK": "1"}
@@ -71,7 +71,7 @@ def test_fsdp_settings_become_trainer_arguments():
 def test_the_launch_command():
     one = launcher.command(Launch(processes=2), Path("/w/context.json"))
     assert one[1:] == ["-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc-per-node", "2",
-                       "--max-restarts", "0", "-m", "engine.stages.train_worker", "/w/context.json"]
+                       "--max-restarts", "0", "-m", "engine.training.worker", "/w/context.json"]
     two = launcher.command(Launch(4, 2, 1, "10.0.0.1", 29600), Path("c.json"))
     assert " ".join(two[3:13]) == "--nnodes 2 --node-rank 1 --master-addr 10.0.0.1 --master-port 29600 --nproc-per-node 4"
 
@@ -175,7 +175,7 @@ def test_a_rank_that_dies_fails_the_stage_and_commits_nothing(project, tmp_path,
 
 @pytest.mark.slow
 def test_sigterm_stops_every_rank_at_one_checkpoint_and_a_rerun_resumes(project, tmp_path):
-    from engine.stages.checkpoints import checkpoint_problem
+    from engine.training.checkpoints import checkpoint_problem
 
     text = spec_text("  path: tiny-model").replace("max_steps: 6", "max_steps: 120").replace("save_every: 3", "save_every: 4")
     (project / "spec.yaml").write_text(text.replace("eval_every: 3", "eval_every: 1000"))
@@ -210,7 +210,7 @@ def test_the_step_loss_adds_token_shares_and_averages_means():
     step's loss is their sum); without it, each is its own mean (the step's loss is their mean)."""
     import torch
 
-    from engine.stages.training_callbacks import callbacks
+    from engine.training.callbacks import callbacks
 
     class Fake(torch.nn.Module):
         def forward(self, value, num_items_in_batch=None):

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from engine.errors import StageError
-from engine.stages import records as rec
+from engine.dataprep import rows
 
 
 def test_formats(tmp_path):
@@ -14,13 +14,13 @@ def test_formats(tmp_path):
     (tmp_path / "b.json").write_text(json.dumps({"data": [{"t": "x"}, {"t": "y"}, {"t": "z"}]}))
     (tmp_path / "c.csv").write_text("t,u\nx,1\ny,2\n")
     (tmp_path / "d.txt").write_text("one\ntwo\n\nthree\n")
-    assert [r.fields["t"] for r in rec.read_file(tmp_path / "a.jsonl", "auto", "block", "a")] == ["x", "y"]
-    assert len(rec.read_file(tmp_path / "b.json", "auto", "block", "b")) == 3
-    assert rec.read_file(tmp_path / "c.csv", "auto", "block", "c")[1].fields == {"t": "y", "u": "2"}
-    assert [r.fields["text"] for r in rec.read_file(tmp_path / "d.txt", "auto", "block", "d")] == ["one\ntwo", "three"]
-    assert [r.fields["text"] for r in rec.read_file(tmp_path / "d.txt", "auto", "line", "d")] == ["one", "two", "three"]
-    assert len(rec.read_file(tmp_path / "d.txt", "auto", "file", "d")) == 1
-    assert rec.read_file(tmp_path / "d.txt", "auto", "block", "d")[1].origin == "d block at line 4"
+    assert [r.fields["t"] for r in rows.read_file(tmp_path / "a.jsonl", "auto", "block", "a")] == ["x", "y"]
+    assert len(rows.read_file(tmp_path / "b.json", "auto", "block", "b")) == 3
+    assert rows.read_file(tmp_path / "c.csv", "auto", "block", "c")[1].fields == {"t": "y", "u": "2"}
+    assert [r.fields["text"] for r in rows.read_file(tmp_path / "d.txt", "auto", "block", "d")] == ["one\ntwo", "three"]
+    assert [r.fields["text"] for r in rows.read_file(tmp_path / "d.txt", "auto", "line", "d")] == ["one", "two", "three"]
+    assert len(rows.read_file(tmp_path / "d.txt", "auto", "file", "d")) == 1
+    assert rows.read_file(tmp_path / "d.txt", "auto", "block", "d")[1].origin == "d block at line 4"
 
 
 def test_parquet(tmp_path):
@@ -28,8 +28,8 @@ def test_parquet(tmp_path):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"title": ["a", "b"], "content": ["x", "y"]}), tmp_path / "p.parquet")
-    records = rec.read_file(tmp_path / "p.parquet", "auto", "block", "p.parquet")
-    assert rec.render(records, "{title}: {content}") == ["a: x", "b: y"]
+    records = rows.read_file(tmp_path / "p.parquet", "auto", "block", "p.parquet")
+    assert rows.render(records, "{title}: {content}") == ["a: x", "b: y"]
 
 
 @pytest.mark.parametrize("name, content, message", [
@@ -40,27 +40,27 @@ def test_parquet(tmp_path):
 def test_bad_files(tmp_path, name, content, message):
     (tmp_path / name).write_text(content)
     with pytest.raises(StageError) as caught:
-        rec.read_file(tmp_path / name, "auto", "block", "bad.jsonl")
+        rows.read_file(tmp_path / name, "auto", "block", "bad.jsonl")
     assert message in str(caught.value)
 
 
 def test_template_errors():
     with pytest.raises(StageError, match="malformed"):
-        rec.template_fields("{title")
+        rows.template_fields("{title")
     with pytest.raises(StageError, match="unsupported placeholder"):
-        rec.template_fields("{title.upper}")
+        rows.template_fields("{title.upper}")
 
 
 def test_split_is_seeded_and_complete():
-    a = rec.split_indices(100, 0.1, 0.2, seed=1)
-    assert a == rec.split_indices(100, 0.1, 0.2, seed=1)
-    assert a != rec.split_indices(100, 0.1, 0.2, seed=2)
+    a = rows.split_indices(100, 0.1, 0.2, seed=1)
+    assert a == rows.split_indices(100, 0.1, 0.2, seed=1)
+    assert a != rows.split_indices(100, 0.1, 0.2, seed=2)
     assert sorted(a["train"] + a["validation"] + a["test"]) == list(range(100))
     assert (len(a["validation"]), len(a["test"])) == (10, 20)
 
 
 def test_nan_loss_stops_training():
-    from engine.stages.training_callbacks import progress_callback as _Progress
+    from engine.training.callbacks import progress_callback as _Progress
 
     class Ctx:
         def bar(self, total, description):

@@ -7,7 +7,7 @@ import pytest
 
 from engine.cli import main
 from engine.errors import StageError
-from engine.stages import speed
+from engine.training import speed
 from tiny import spec_text
 
 
@@ -92,7 +92,7 @@ def test_progress_shows_the_loss_from_the_first_step_and_validation_losses(scene
 def test_the_progress_bar_shows_each_steps_loss_not_only_logged_ones():
     import types
 
-    from engine.stages.training_callbacks import progress_callback
+    from engine.training.callbacks import progress_callback
 
     advanced = []
     bar = types.SimpleNamespace(advance=lambda n=1, **fields: advanced.append(fields), close=lambda: None)

@@ -131,7 +131,7 @@ def _crash_after_step(monkeypatch, step: int) -> None:
     ("no manifest", "no manifest"),
 ])
 def test_damaged_checkpoint_is_skipped(damage, reason, project, tmp_path, monkeypatch, capsys):
-    from engine.stages.checkpoints import checkpoint_problem
+    from engine.training.checkpoints import checkpoint_problem
 
     write_spec(project, max_steps=8, save_every=2, eval_every=4)
     with monkeypatch.context() as patch:
@@ -171,7 +171,7 @@ def test_damaged_checkpoint_is_skipped(damage, reason, project, tmp_path, monkey
 
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_a_rerun_resumes(project, tmp_path):
-    from engine.stages.checkpoints import checkpoint_problem
+    from engine.training.checkpoints import checkpoint_problem
 
     write_spec(project, max_steps=60, save_every=5, eval_every=100, log_every=10)
     env = {**os.environ, "ENGINE_STORE": str(tmp_path / "store")}

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.dataprep.rows import BadRows, Record, render, template_fields
 from engine.errors import StageError
-from engine.stages import records as rec
 
-ROLES = ("system", "user", "assistant")
+CHAT_ROLES = ("system", "user", "assistant")  # the roles of chat turns (a stage's ROLES are its input roles)
 IGNORE = -100
 
 
@@ -34,12 +34,12 @@ def uses(data: dict) -> dict[str, str]:
     """{record field: purpose} of the fields the instruction form reads."""
     if mode(data) == "chat":
         return {data["messages"]: "the chat turns data.messages"}
-    out = {name: "the template data.prompt" for name in rec.template_fields(data["prompt"], "data.prompt")}
-    out.update({name: "the template data.completion" for name in rec.template_fields(data["completion"], "data.completion")})
+    out = {name: "the template data.prompt" for name in template_fields(data["prompt"], "data.prompt")}
+    out.update({name: "the template data.completion" for name in template_fields(data["completion"], "data.completion")})
     return out
 
 
-def well_formed(records: list[rec.Record], field: str, bad_rows: rec.BadRows) -> list[rec.Record]:
+def well_formed(records: list[Record], field: str, bad_rows: BadRows) -> list[Record]:
     """The records whose `field` is a list of {role, content} turns with at least one assistant turn."""
     kept = []
     for record in records:
@@ -61,20 +61,20 @@ def message_problem(turns: Any) -> str | None:
     for number, turn in enumerate(turns):
         if not isinstance(turn, dict) or not isinstance(turn.get("role"), str) or not isinstance(turn.get("content"), str):
             return f"turn {number} is not an object with string `role` and `content`"
-        if turn["role"] not in ROLES:
-            return f"turn {number} has role {turn['role']!r}; roles are {', '.join(ROLES)}"
+        if turn["role"] not in CHAT_ROLES:
+            return f"turn {number} has role {turn['role']!r}; roles are {', '.join(CHAT_ROLES)}"
     if not any(turn["role"] == "assistant" for turn in turns):
         return "has no assistant turn (nothing to learn)"
     return None
 
 
-def columns(records: list[rec.Record], data: dict) -> dict[str, list]:
+def columns(records: list[Record], data: dict) -> dict[str, list]:
     """The split's instruction columns: `prompt` and `completion` texts, or `messages`."""
     if mode(data) == "chat":
         return {"messages": [[{"role": t["role"], "content": t["content"]} for t in r.fields[data["messages"]]]
                              for r in records]}
-    return {"prompt": rec.render(records, data["prompt"], "data.prompt"),
-            "completion": rec.render(records, data["completion"], "data.completion")}
+    return {"prompt": render(records, data["prompt"], "data.prompt"),
+            "completion": render(records, data["completion"], "data.completion")}
 
 
 def texts(columns: dict[str, list]) -> list[str]:
@@ -104,27 +104,27 @@ def chat_prompt(tokenizer, template: str, turns: list[dict]) -> str:
 def chat_segments(turns: list[dict], tokenizer, template: str) -> list[tuple[str, bool]]:
     """The rendered conversation as (text, learned) pieces: each assistant turn as the template
     renders it after the generation prompt (its end-of-turn marker included) is learned."""
-    def render(upto: list[dict], ask: bool) -> str:
+    def rendered(upto: list[dict], ask: bool) -> str:
         return tokenizer.apply_chat_template(upto, chat_template=template, tokenize=False, add_generation_prompt=ask)
 
     segments, done = [], ""
     for number, turn in enumerate(turns):
         if turn["role"] != "assistant":
             continue
-        before, after = render(turns[:number], True), render(turns[:number + 1], False)
+        before, after = rendered(turns[:number], True), rendered(turns[:number + 1], False)
         if not (before.startswith(done) and after.startswith(before)):
             raise StageError("the chat template does not render a conversation as a growing text (a turn changes "
                              "what came before it), so the assistant turns cannot be located; use another "
                              "data.chat_template")
         segments += [(before[len(done):], False), (after[len(before):], True)]
         done = after
-    whole = render(turns, False)
+    whole = rendered(turns, False)
     if whole.startswith(done) and len(whole) > len(done):
         segments.append((whole[len(done):], False))
     return [(text, learned) for text, learned in segments if text]
 
 
-def instruction_examples(splits: dict, tokenizer, data: dict, bar, bad_rows: rec.BadRows) -> tuple[dict, dict]:
+def instruction_examples(splits: dict, tokenizer, data: dict, bar, bad_rows: BadRows) -> tuple[dict, dict]:
     """Token examples with `labels` (-100 where nothing is learned), packed or one per row."""
     from datasets import Dataset, Features, List, Value
 
@@ -177,7 +177,7 @@ def _tokenized(segments: list[tuple[str, bool]], tokenizer, eos: int | None) -> 
     return ids, labels
 
 
-def _no_answer(split: str, empty: int, total: int, max_length: int, bad_rows: rec.BadRows) -> None:
+def _no_answer(split: str, empty: int, total: int, max_length: int, bad_rows: BadRows) -> None:
     message = (f"{empty} of {total} {split} example(s) have no answer to learn: an empty completion, or none left "
                f"after cutting to data.max_length {max_length} (the prompt fills it)")
     if bad_rows.policy == "error":

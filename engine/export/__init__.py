@@ -71,7 +71,7 @@ def export(spec_path: str | Path, to: str | Path, fmt: str = "hf", stage: str = 
 
 def _write(found, fmt: str, work: Path, gguf_type: str, bar) -> dict:
     """The model files into `work`; returns facts for the card."""
-    from engine.stages.loading import quiet_libraries
+    from engine.training.loading import quiet_libraries
 
     quiet_libraries()
     if fmt == "adapter":
@@ -131,7 +131,7 @@ def _merged(found):
     """The model in float32 on the CPU with any LoRA adapter merged in, and its tokenizer."""
     import torch
 
-    from engine.stages.loading import load_trained
+    from engine.training.loading import load_trained
     from engine.tasks import TASKS
 
     weights = found.full.parent if found.full is not None else found.adapter.parent

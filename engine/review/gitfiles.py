@@ -178,7 +178,7 @@ class GitTree:
         return {"/".join(_inner(p, rel)): digests[p] for p in files}
 
     def glob(self, pattern: str) -> list[str]:
-        """Files matching a path or glob as engine.stages.records expands it on disk, sorted."""
+        """Files matching a path or glob as engine.dataprep.rows expands it on disk, sorted."""
         if not glob.has_magic(pattern):
             return [pattern] if self.is_file(pattern) else []
         parts = pattern.split("/")

@@ -68,7 +68,7 @@ class RevisionFiles:
         return rel if root == str(self.tree.top) else Path(os.path.relpath(path, root)).as_posix()
 
     def glob(self, pattern: str) -> list[str]:
-        """Files matching a path or glob (absolute), as engine.stages.records expands them on disk."""
+        """Files matching a path or glob (absolute), as engine.dataprep.rows expands them on disk."""
         rel = self.rel(pattern)
         if rel is None:
             return _disk_glob(pattern)
@@ -143,7 +143,7 @@ def revision_inputs(graph: Graph, files: RevisionFiles) -> dict[str, dict[str, s
 
 
 def _data_files(spec: Spec, files: RevisionFiles) -> dict[str, str] | None:
-    """The data files at the revision (engine.stages.records.source_files, on git's tree)."""
+    """The data files at the revision (engine.dataprep.rows.source_files, on git's tree)."""
     source = spec.get("data.source")
     if "files" not in source:
         return None

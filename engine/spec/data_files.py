@@ -3,7 +3,7 @@
     data.source.files --expand--> files (each must exist, inside the project)
           --first record of each--> the fields the templates, data.label and data.split.by name
 
-The files are expanded and parsed by the data stage's own code (engine.stages.records), so
+The files are expanded and parsed by the data stage's own code (engine.dataprep.rows), so
 `validate`, `plan` and `run` agree on what is missing and say it in the same words; only the
 first record of a file is read (a JSON file, which is one value, is read whole). No model, no
 tokenizer, nothing heavy is imported.
@@ -22,7 +22,7 @@ def data_problems(spec) -> list[Problem]:
     """Every missing data file, and every field a template (or data.label, data.split.by) names
     that a file's first record lacks, located in the spec."""
     from engine.core.project import input_label
-    from engine.stages import records as rec
+    from engine.dataprep import rows
 
     source = spec.get("data.source")
     if "files" not in source:
@@ -33,10 +33,10 @@ def data_problems(spec) -> list[Problem]:
     for patterns in groups.values():
         for pattern in [patterns] if isinstance(patterns, str) else patterns:
             try:
-                files += rec.source_files({"files": pattern}, spec.root, place)["all"]
+                files += rows.source_files({"files": pattern}, spec.root, place)["all"]
             except SpecError as exc:
                 problems += exc.problems
-    bad_rows = rec.BadRows(spec.get("data.on_bad_rows", "error"))
+    bad_rows = rows.BadRows(spec.get("data.on_bad_rows", "error"))
     for path in dict.fromkeys(files):
         label = Path(os.path.relpath(path, spec.root)).as_posix()  # as the data stage names it
         try:
@@ -55,21 +55,21 @@ def data_problems(spec) -> list[Problem]:
 
 def first_record(path: Path, fmt: str, txt_unit: str, label: str, bad_rows):
     """The first record of a data file (None if it has none), read with the data stage's readers."""
-    from engine.stages import records as rec
+    from engine.dataprep import rows
 
     if fmt == "auto":
-        fmt = rec.EXTENSIONS.get(path.suffix.lower(), "auto")  # unknown: read_file says so
+        fmt = rows.EXTENSIONS.get(path.suffix.lower(), "auto")  # unknown: read_file says so
     if fmt == "txt":
-        return rec.Record({"text": ""}, label)  # plain text has one field, `text`
+        return rows.Record({"text": ""}, label)  # plain text has one field, `text`
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         batch = next(pq.ParquetFile(path).iter_batches(batch_size=1), None)
-        return rec.Record(batch.to_pylist()[0], f"{label} row 1") if batch is not None and batch.num_rows else None
+        return rows.Record(batch.to_pylist()[0], f"{label} row 1") if batch is not None and batch.num_rows else None
     if fmt not in ("jsonl", "csv"):
-        found = rec.read_file(path, fmt, txt_unit, label, bad_rows)
+        found = rows.read_file(path, fmt, txt_unit, label, bad_rows)
         return found[0] if found else None
-    parse = rec._jsonl_records if fmt == "jsonl" else rec._csv_records
+    parse = rows._jsonl_records if fmt == "jsonl" else rows._csv_records
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             lines: list[str] = []
@@ -82,14 +82,14 @@ def first_record(path: Path, fmt: str, txt_unit: str, label: str, bad_rows):
                 if len(lines) >= MAX_LINES:
                     return None
     except UnicodeDecodeError:
-        rec.read_file(path, fmt, txt_unit, label, bad_rows)  # raises the data stage's message, with the line
+        rows.read_file(path, fmt, txt_unit, label, bad_rows)  # raises the data stage's message, with the line
     return None
 
 
 def _field_problems(spec, record) -> list[Problem]:
     """The fields the data stage reads from every record, checked on one (same messages)."""
-    from engine.stages import instructions
-    from engine.stages import records as rec
+    from engine.dataprep import instructions
+    from engine.dataprep import rows
 
     data = spec.get("data")
     form = instructions.mode(data)
@@ -97,7 +97,7 @@ def _field_problems(spec, record) -> list[Problem]:
     out = []
     for key in checks:
         try:
-            rec.render([record], data[key], f"data.{key}")
+            rows.render([record], data[key], f"data.{key}")
         except StageError as exc:
             out.append(_problem(spec, f"data.{key}", str(exc)))
     uses = {"data.messages": "the chat turns data.messages"} if form == "chat" else {}
@@ -106,7 +106,7 @@ def _field_problems(spec, record) -> list[Problem]:
         name = spec.get(dotted)
         if name:
             try:
-                rec.field_values([record], name, purpose)
+                rows.field_values([record], name, purpose)
             except StageError as exc:
                 out.append(_problem(spec, dotted, str(exc)))
     return out

@@ -23,13 +23,13 @@ def inputs(spec) -> dict:
 
 def training_texts(data_out, tokenizer) -> list[str]:
     """The training split's texts, decoded from the data stage's token ids, in order."""
-    from engine.stages.loading import training_documents
+    from engine.training.loading import training_documents
 
     return tokenizer.batch_decode(training_documents(data_out, tokenizer.eos_token_id), skip_special_tokens=True)
 
 
 def run(ctx) -> dict:
-    from engine.stages.loading import quiet_libraries
+    from engine.training.loading import quiet_libraries
 
     quiet_libraries()
     from transformers import AutoTokenizer

@@ -4,9 +4,9 @@ With `packing`, texts are joined with the end-of-text token and cut into full bl
 `max_length` tokens, so no compute is spent on padding. Without it, each text becomes its own
 example (long ones cut into `max_length` pieces) and batches are padded as they are formed.
 
-Turning texts into token examples, in bounded memory, is engine/stages/tokens.py; instruction
+Turning texts into token examples, in bounded memory, is engine/dataprep/tokens.py; instruction
 and chat data (`data.prompt`/`data.completion`, `data.messages`: loss on the answer alone) is
-engine/stages/instructions.py.
+engine/dataprep/instructions.py.
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from engine.core.payload import Known
 from engine.errors import StageError
-from engine.stages import instructions
-from engine.stages import records as rec
-from engine.stages.tokens import causal_examples, classification_examples
+from engine.dataprep import instructions
+from engine.dataprep import rows
+from engine.dataprep.tokens import causal_examples, classification_examples
 
 VERSION = 2  # 2: tokenized in bounded pieces; same blocks, but datasets' state.json fingerprint differs
 LIBRARIES = ("datasets", "tokenizers", "transformers")
@@ -56,7 +56,7 @@ def inputs(spec) -> dict:
 
     source = spec.get("data.source")
     if "files" in source:
-        groups = rec.source_files(source, spec.root, spec.place("data.source.files"))
+        groups = rows.source_files(source, spec.root, spec.place("data.source.files"))
         return {input_label(spec, f): f for files in groups.values() for f in files}
     return corpus_inputs(source)
 
@@ -88,43 +88,43 @@ def needed_splits(params: dict) -> dict[str, tuple[str, str]]:
     return needs
 
 
-def load_records(data: dict, root: Path, bad_rows: rec.BadRows | None = None) -> dict[str, list[rec.Record]]:
+def load_records(data: dict, root: Path, bad_rows: rows.BadRows | None = None) -> dict[str, list[rows.Record]]:
     """Records per split ("all" when the split is to be drawn), in file order."""
     source = data["source"]
     if "files" in source:
-        groups = rec.source_files(source, root)
+        groups = rows.source_files(source, root)
         per_group = {}
         for split, files in groups.items():
             records = []
             for name in files:
                 file = Path(name)
                 label = Path(os.path.relpath(file, root)).as_posix()  # as the spec names it: no machine path
-                records.extend(rec.read_file(file, source["format"], source["txt_unit"], label, bad_rows))
+                records.extend(rows.read_file(file, source["format"], source["txt_unit"], label, bad_rows))
             per_group[split] = records[: data.get("max_records")]
         return per_group
     from engine.corpora import CORPORA
 
-    records = [rec.Record(fields, origin) for fields, origin in CORPORA[source["corpus"]].records(source)]
+    records = [rows.Record(fields, origin) for fields, origin in CORPORA[source["corpus"]].records(source)]
     return {"all": records[: data.get("max_records")]}
 
 
-def load_splits(data: dict, seed: int, root: Path, bad_rows: rec.BadRows | None = None,
+def load_splits(data: dict, seed: int, root: Path, bad_rows: rows.BadRows | None = None,
                 needs: dict | None = None) -> dict[str, dict[str, list]]:
     """Per split: `text` (the template applied) and, with `data.label`, `label`; deterministic order.
 
     A malformed record is an error or skipped (`bad_rows`); a split in `needs` that comes out
     empty is an error whose advice fits how the split was given (its files, or a fraction).
     """
-    bad_rows = bad_rows or rec.BadRows(data.get("on_bad_rows", "error"))
+    bad_rows = bad_rows or rows.BadRows(data.get("on_bad_rows", "error"))
     by = data.get("split", {}).get("by")
     form = instructions.mode(data)
     uses = instructions.uses(data) if form != "text" else {
-        name: "the template data.text" for name in rec.template_fields(data["text"])}
+        name: "the template data.text" for name in rows.template_fields(data["text"])}
     if data.get("label"):
         uses[data["label"]] = "the label data.label"
     if by:
         uses[by] = "data.split.by"
-    per_group = {split: rec.finite_only(records, uses, bad_rows)
+    per_group = {split: rows.finite_only(records, uses, bad_rows)
                  for split, records in load_records(data, root, bad_rows).items()}
     if form == "chat":
         per_group = {split: instructions.well_formed(records, data["messages"], bad_rows)
@@ -135,19 +135,19 @@ def load_splits(data: dict, seed: int, root: Path, bad_rows: rec.BadRows | None 
         if not records:
             skipped = f" ({len(bad_rows.skipped)} bad rows skipped)" if bad_rows.skipped else ""
             raise StageError(f"the data source has no records{skipped} (empty files?); check data.source")
-        groups = rec.field_values(records, by, "data.split.by") if by else None
-        idx = rec.split_indices(len(records), data["split"]["validation"], data["split"]["test"], seed, groups)
-        per_group = {split: [records[i] for i in idx[split]] for split in rec.SPLITS}
+        groups = rows.field_values(records, by, "data.split.by") if by else None
+        idx = rows.split_indices(len(records), data["split"]["validation"], data["split"]["test"], seed, groups)
+        per_group = {split: [records[i] for i in idx[split]] for split in rows.SPLITS}
         drawn = len(set(groups)) if by else len(records)
     for split, (why, fix) in (needs or {}).items():
         if not per_group.get(split):
             raise StageError(_empty_split(split, why, fix, data, drawn))
     out = {}
-    for split in rec.SPLITS:
+    for split in rows.SPLITS:
         records = per_group.get(split, [])
-        out[split] = instructions.columns(records, data) if form != "text" else {"text": rec.render(records, data["text"])}
+        out[split] = instructions.columns(records, data) if form != "text" else {"text": rows.render(records, data["text"])}
         if data.get("label"):
-            out[split]["label"] = rec.field_values(records, data["label"], "the label data.label")
+            out[split]["label"] = rows.field_values(records, data["label"], "the label data.label")
     return out
 
 
@@ -175,7 +175,7 @@ def _empty_split(split: str, why: str, fix: str, data: dict, drawn: int | None) 
 
 
 def run(ctx) -> dict:
-    from engine.stages.loading import quiet_libraries
+    from engine.training.loading import quiet_libraries
 
     quiet_libraries()
     from datasets import DatasetDict
@@ -184,7 +184,7 @@ def run(ctx) -> dict:
 
     data = ctx.params["data"]
     needs = needed_splits(ctx.params)
-    bad_rows = rec.BadRows(data["on_bad_rows"])
+    bad_rows = rows.BadRows(data["on_bad_rows"])
     splits = load_splits(data, ctx.seed, ctx.spec_root, bad_rows, needs)
     tokenizer = TASKS[ctx.params["task"]].preprocessor(ctx.inputs["model"] / "model")
     classify = TASKS[ctx.params["task"]].labelled

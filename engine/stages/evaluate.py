@@ -25,13 +25,13 @@ def inputs(spec) -> dict:
 
 
 def run(ctx) -> dict:
-    from engine.stages.loading import quiet_libraries
+    from engine.training.loading import quiet_libraries
 
     quiet_libraries()
     import torch
     from datasets import load_from_disk
 
-    from engine.stages.loading import apply_threads, load_trained, pick_device
+    from engine.training.loading import apply_threads, load_trained, pick_device
     from engine.tasks import TASKS
 
     params, family = ctx.params["evaluate"], TASKS[ctx.params["task"]]

@@ -32,13 +32,13 @@ def inputs(spec) -> dict:
 
 
 def run(ctx) -> dict:
-    from engine.stages.loading import quiet_libraries
+    from engine.training.loading import quiet_libraries
 
     quiet_libraries()
     import torch
     from transformers import set_seed
 
-    from engine.stages.loading import apply_threads, load_trained, pick_device
+    from engine.training.loading import apply_threads, load_trained, pick_device
     from engine.tasks import TASKS
 
     params = ctx.params["generate"]
@@ -104,8 +104,8 @@ def prompt_texts(prompts: list, data: dict, tokenizer, chat: bool) -> list[str]:
     """The texts the model continues: a record prompt rendered by `data.prompt`; with `chat`, each
     prompt as a user turn through the chat template, ending where the assistant's answer starts."""
     from engine.errors import StageError
-    from engine.stages import instructions
-    from engine.stages.records import Record, render
+    from engine.dataprep import instructions
+    from engine.dataprep.rows import Record, render
 
     texts = []
     for number, prompt in enumerate(prompts):
@@ -136,7 +136,7 @@ class CheckContext:
 
     def training_texts(self) -> list[str]:
         """The texts of the training split, as the data stage tokenized them."""
-        from engine.stages.loading import training_documents
+        from engine.training.loading import training_documents
 
         documents = training_documents(self.ctx.inputs["data"], self.tokenizer.eos_token_id)
         return [text for text in (self.tokenizer.decode(doc, skip_special_tokens=True) for doc in documents) if text.strip()]

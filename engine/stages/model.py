@@ -205,7 +205,7 @@ def _load_referenced(ctx, model: dict):
     family = TASKS[ctx.params["task"]]
     described = {"source": f"{model['stage']} of {model['from']}"}
     if (source / "adapter").is_dir() and base is not None:  # LoRA: its adapter merged into that spec's base
-        from engine.stages.loading import load_trained
+        from engine.training.loading import load_trained
 
         loaded, preprocessor = load_trained(source, base, "cpu", family)
         return loaded.to(_torch_dtype(model["dtype"])), preprocessor, described
@@ -254,7 +254,7 @@ def _build_from_config(ctx, model: dict):
 
 
 def run(ctx) -> dict:
-    from engine.stages.loading import quiet_libraries
+    from engine.training.loading import quiet_libraries
 
     quiet_libraries()
     model_spec = ctx.params["model"]

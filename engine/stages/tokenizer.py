@@ -20,16 +20,16 @@ def inputs(spec) -> dict:
 
 
 def run(ctx) -> dict:
-    from engine.stages.loading import quiet_libraries
+    from engine.training.loading import quiet_libraries
 
     quiet_libraries()
     from tokenizers import ByteLevelBPETokenizer
     from transformers import PreTrainedTokenizerFast
 
     data = ctx.params["data"]
-    from engine.stages.records import BadRows
+    from engine.dataprep.rows import BadRows
 
-    from engine.stages.instructions import texts as plain_texts
+    from engine.dataprep.instructions import texts as plain_texts
 
     texts = plain_texts(data_stage.load_splits(data, ctx.seed, ctx.spec_root, BadRows(data["on_bad_rows"]))["train"])
     vocab_size = ctx.params["model"]["config"]["tokenizer"]["train_vocab_size"]

@@ -5,7 +5,7 @@ same key resumes from its newest complete checkpoint, and a different key never 
 checkpoint is complete when every file matches the manifest written into it last. SIGTERM ends
 the step in progress with a checkpoint; a NaN or infinite loss, or running out of memory, fails
 the stage naming the fields to change. A failed stage caches nothing. With runtime.processes or
-runtime.nodes above 1 the engine starts the ranks (engine/stages/launcher.py), each runs `train`
+runtime.nodes above 1 the engine starts the ranks (engine/training/launcher.py), each runs `train`
 below, and the engine commits what they wrote.
 """
 from __future__ import annotations
@@ -15,10 +15,10 @@ import math
 import time
 
 from engine.errors import StageError
-from engine.stages import distributed, speed
-from engine.stages import training_callbacks as callbacks_module
-from engine.stages.checkpoints import MANIFEST, Sigterm, resumable_checkpoint
-from engine.stages.distributed import Ranks
+from engine.training import distributed, speed
+from engine.training import callbacks as callbacks_module
+from engine.training.checkpoints import MANIFEST, Sigterm, resumable_checkpoint
+from engine.training.distributed import Ranks
 
 VERSION = 1
 LIBRARIES = ("torch", "transformers", "peft", "accelerate")
@@ -75,22 +75,22 @@ def run(ctx) -> dict:
                          "them cheaply); leave runtime.fsdp out, or train every weight")
     resume = resumable_checkpoint(ctx.work / "checkpoints", ctx.log)  # chosen once, for every rank
     if settings.world > 1:
-        from engine.stages import launcher
+        from engine.training import launcher
 
         return launcher.launch(ctx, settings, resume)
     return train(ctx, Ranks(), resume)
 
 
 def train(ctx, ranks: Ranks, resume) -> dict:
-    """The training itself, on one process or as one of `ranks` (engine/stages/train_worker.py)."""
-    from engine.stages.loading import quiet_libraries
+    """The training itself, on one process or as one of `ranks` (engine/training/worker.py)."""
+    from engine.training.loading import quiet_libraries
 
     quiet_libraries()
     import torch
     from datasets import load_from_disk
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
 
-    from engine.stages.loading import apply_threads, pick_device
+    from engine.training.loading import apply_threads, pick_device
     from engine.tasks import TASKS
 
     train = ctx.params["train"]

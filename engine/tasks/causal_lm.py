@@ -33,7 +33,7 @@ class CausalEvaluator:
 
 
 def _collator(pad_id: int):
-    from engine.stages.loading import PadCollator
+    from engine.training.loading import PadCollator
 
     return PadCollator(pad_id)
 

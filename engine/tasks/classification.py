@@ -45,7 +45,7 @@ class ClassificationEvaluator:
 
 
 def _collator(pad_id: int):
-    from engine.stages.loading import LabelCollator
+    from engine.training.loading import LabelCollator
 
     return LabelCollator(pad_id)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine.core.faults import fault_hook
 from engine.errors import StageError
-from engine.stages.checkpoints import Sigterm, write_manifest
+from engine.training.checkpoints import Sigterm, write_manifest
 
 
 def non_finite_advice(name: str, value: float, step: int) -> str:

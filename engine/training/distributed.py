@@ -7,8 +7,8 @@
 The effective batch is the spec's (`train.batch_size x train.gradient_accumulation`) on any
 number of processes: each rank takes an equal share of it, split into micro-batch x accumulation
 (`per_rank_share`), so the same spec on 1 or 8 devices has one key and takes the same optimizer
-steps over the same examples. What launches the ranks is engine/stages/launcher.py; each rank is
-engine/stages/train_worker.py. Nothing here imports torch until a rank needs it.
+steps over the same examples. What launches the ranks is engine/training/launcher.py; each rank is
+engine/training/worker.py. Nothing here imports torch until a rank needs it.
 """
 from __future__ import annotations
 
@@ -190,7 +190,7 @@ class Ranks:
         if low == high:
             return resume
         mine = resume.parent / f"checkpoint-{int(low)}" if resume and low >= 0 else None
-        from engine.stages.checkpoints import checkpoint_problem
+        from engine.training.checkpoints import checkpoint_problem
 
         have = 1.0 if mine is not None and checkpoint_problem(mine) is None else 0.0
         if self.reduce([have], "min")[0] == 1.0:

@@ -3,7 +3,7 @@
     engine run (one process: plans, runs the other stages, commits)
       train stage: writes <work>/distributed/context.json, then starts and waits for
         python -m torch.distributed.run --nproc-per-node N [--nnodes M --node-rank R ...]
-              -m engine.stages.train_worker <work>/distributed/context.json
+              -m engine.training.worker <work>/distributed/context.json
           rank 0 ........ rank N-1: train together (DDP or FSDP); rank 0 alone logs; local rank 0 writes
                           the model into the stage's output dir and result.json; all share <work>/checkpoints
       reads result.json and returns it: the runner commits the entry, as for one process
@@ -28,8 +28,8 @@ from pathlib import Path
 
 from engine.errors import StageError
 from engine.spec import thaw
-from engine.stages.checkpoints import Sigterm
-from engine.stages.distributed import Launch
+from engine.training.checkpoints import Sigterm
+from engine.training.distributed import Launch
 
 EVENT = "@engine-event "  # a line of rank 0's stdout that carries a log line or progress, as JSON
 STOP, RESULT, LOG = "STOP", "result.json", "ranks.log"
@@ -45,7 +45,7 @@ def command(launch: Launch, context: Path) -> list[str]:
         meet = ["--nnodes", str(launch.nodes), "--node-rank", str(launch.node_rank),
                 "--master-addr", launch.master_addr, "--master-port", str(launch.master_port)]
     return [sys.executable, "-m", "torch.distributed.run", *meet, "--nproc-per-node", str(launch.processes),
-            "--max-restarts", "0", "-m", "engine.stages.train_worker", str(context)]
+            "--max-restarts", "0", "-m", "engine.training.worker", str(context)]
 
 
 def launch(ctx, settings: Launch, resume: Path | None) -> dict:

@@ -1,6 +1,6 @@
-"""One rank of a train stage on several processes (engine/stages/launcher.py starts them all).
+"""One rank of a train stage on several processes (engine/training/launcher.py starts them all).
 
-`python -m engine.stages.train_worker CONTEXT.json`, under torch.distributed.run: re-creates the
+`python -m engine.training.worker CONTEXT.json`, under torch.distributed.run: re-creates the
 stage's context from the file the engine wrote, trains with the others, and leaves the commit to
 the engine. Rank 0 alone logs (as JSON lines on stdout); local rank 0 of each node writes the
 model into the output dir and `result.json`; a rank that fails writes `rank-N.error` (what the
@@ -19,8 +19,8 @@ from pathlib import Path
 from engine.core.context import StageContext
 from engine.errors import EngineError
 from engine.spec import freeze
-from engine.stages.distributed import Ranks
-from engine.stages.launcher import EVENT, RESULT
+from engine.training.distributed import Ranks
+from engine.training.launcher import EVENT, RESULT
 
 
 class Events:
