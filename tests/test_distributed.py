@@ -210,14 +210,14 @@ def test_the_step_loss_adds_token_shares_and_averages_means():
     step's loss is their sum); without it, each is its own mean (the step's loss is their mean)."""
     import torch
 
-    from engine.training.callbacks import callbacks
+    from engine.training.callbacks import LossGuard
 
     class Fake(torch.nn.Module):
         def forward(self, value, num_items_in_batch=None):
             return {"loss": torch.tensor(value)}
 
     model = Fake()
-    guard = callbacks().LossGuard(model)
+    guard = LossGuard(model)
     for value in (1.5, 2.5):  # two micro-batches of one step, each its share of the token sum
         model(value, num_items_in_batch=10)
     guard.on_step_end(None, None, None)

@@ -60,7 +60,7 @@ def test_split_is_seeded_and_complete():
 
 
 def test_nan_loss_stops_training():
-    from engine.training.callbacks import progress_callback as _Progress
+    from engine.training.callbacks import Progress as _Progress
 
     class Ctx:
         def bar(self, total, description):

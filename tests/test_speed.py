@@ -92,12 +92,12 @@ def test_progress_shows_the_loss_from_the_first_step_and_validation_losses(scene
 def test_the_progress_bar_shows_each_steps_loss_not_only_logged_ones():
     import types
 
-    from engine.training.callbacks import progress_callback
+    from engine.training.callbacks import Progress
 
     advanced = []
     bar = types.SimpleNamespace(advance=lambda n=1, **fields: advanced.append(fields), close=lambda: None)
     ctx = types.SimpleNamespace(bar=lambda total, description: bar, log=lambda message: None)
     guard = types.SimpleNamespace(last_loss=2.5)
-    progress = progress_callback(ctx, 10, 100.0, guard)
+    progress = Progress(ctx, 10, 100.0, guard)
     progress.on_step_end(None, None, None)
     assert advanced[-1]["loss"] == 2.5  # the first step, before any logging step

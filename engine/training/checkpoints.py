@@ -14,6 +14,9 @@ import signal
 from pathlib import Path
 
 MANIFEST = "ENGINE_COMPLETE"  # in each checkpoint, written last: every other file's size and sha256
+# In each checkpoint, listed in its manifest: the loss summary so far, so that a resumed run reports
+# the numbers of an uninterrupted one (the Trainer averages only the steps of its own call).
+LOSSES = "engine_losses.json"
 
 
 def write_manifest(folder: Path) -> None:

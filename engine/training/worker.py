@@ -64,7 +64,7 @@ def watch(pid: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from engine.stages import train
+    from engine.training.loop import train
 
     path = Path(argv[0])
     context = json.loads(path.read_text(encoding="utf-8"))
@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
     )
     resume = Path(context["resume"]) if context["resume"] else None
     try:
-        result = train.train(ctx, ranks, resume)
+        result = train(ctx, ranks, resume)
     except BaseException as exc:  # noqa: BLE001 - every failure is the engine's to report
         said = str(exc) if isinstance(exc, EngineError) else "".join(traceback.format_exception_only(exc)).strip()
         if not isinstance(exc, EngineError):
