@@ -47,6 +47,32 @@ data:
 """
 
 
+@pytest.fixture
+def fakes(tmp_path, monkeypatch) -> Path:
+    """The fast fake stages (tests/fake_stages.py, same keys as the real ones) in place of the real
+    ones for this test; the log they append each built stage's name to (read it with projects.ran)."""
+    import fake_stages
+    from engine.stages import STAGES
+
+    log = tmp_path / "runs.log"
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    for kind in list(STAGES):
+        monkeypatch.setitem(STAGES, kind, STAGES[kind])
+    fake_stages.install()
+    return log
+
+
+@pytest.fixture
+def project(tmp_path, fakes, monkeypatch) -> Path:
+    """A team project (projects.make_project) in tmp_path/team, run with the fake stages; the
+    working directory."""
+    from projects import make_project
+
+    root = make_project(tmp_path / "team")
+    monkeypatch.chdir(root)
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 2-layer GPT-2 with a 300-token BPE, saved once per test session (tests copy it)."""

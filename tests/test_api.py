@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 from engine.api import plan, run
-from test_team_contract import fakes, make_project, project, ran  # noqa: F401 - fixtures
 
 
 def test_plan_then_run_from_python(project, fakes):

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from test_diff import BASE, git
+from projects import BUILTIN_SPEC, git
 
 COMMANDS = ["--help", "schema", "validate specs/x.yaml", "plan specs/x.yaml", "diff HEAD:specs/x.yaml",
             "compare specs/x.yaml --rev HEAD", "show specs/x.yaml", "cache ls"]
@@ -25,11 +25,11 @@ def repo(tmp_path):
     root = tmp_path / "repo"
     (root / "specs").mkdir(parents=True)
     (root / "specs" / "data.txt").write_text("# ACT I\n\nSCENE I.\n")
-    (root / "specs" / "x.yaml").write_text(BASE)
+    (root / "specs" / "x.yaml").write_text(BUILTIN_SPEC)
     git(root, "init", "-q")
     git(root, "add", ".")
     git(root, "commit", "-qm", "first")
-    (root / "specs" / "x.yaml").write_text(BASE.replace("5.0e-5", "1e-4"))
+    (root / "specs" / "x.yaml").write_text(BUILTIN_SPEC.replace("5.0e-5", "1e-4"))
     record = {"spec": "scenes", "engine": "0", "seed": 42,
               "nodes": {"generate": {"key": "k", "wall_s": 1.0, "metrics": {"samples": 3.0}}}}
     (root / "specs" / "x.lock.json").write_text(json.dumps(record))

@@ -8,28 +8,9 @@ import sys
 
 import pytest
 
-from engine.cli import main
 from conftest import REPO
-
-BASE = """\
-spec_version: 1
-name: scenes
-model: {builtin: smollm2-135m}
-data:
-  source: {files: data.txt}
-train:
-  learning_rate: 5.0e-5
-generate:
-  prompts: ["# ACT I"]
-  temperature: 0.8
-"""
-
-
-def git(root, *args):
-    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
-                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                        "GIT_COMMITTER_EMAIL": "t@t"})
-
+from engine.cli import main
+from projects import BUILTIN_SPEC, git
 
 @pytest.fixture
 def repo(tmp_path):
@@ -39,10 +20,10 @@ def repo(tmp_path):
     spec = root / "specs" / "x.yaml"
     (root / "specs" / "data.txt").write_text("# ACT I\n\nSCENE I.\n")
     git(root, "init", "-q")
-    spec.write_text(BASE)
+    spec.write_text(BUILTIN_SPEC)
     git(root, "add", ".")
     git(root, "commit", "-qm", "first")
-    spec.write_text("# reformatted, same meaning\n" + BASE.replace("5.0e-5", "0.00005").replace('["# ACT I"]', "\n    - '# ACT I'"))
+    spec.write_text("# reformatted, same meaning\n" + BUILTIN_SPEC.replace("5.0e-5", "0.00005").replace('["# ACT I"]', "\n    - '# ACT I'"))
     git(root, "commit", "-qam", "format")
     spec.write_text(spec.read_text().replace("0.00005", "1e-4"))
     git(root, "commit", "-qam", "lr")
@@ -76,14 +57,14 @@ def test_generation_commit_reruns_generate_only(repo, capsys):
 
 
 def test_evaluate_reruns_with_train_when_present(repo, capsys):
-    (repo / "specs" / "x.yaml").write_text(BASE.replace("5.0e-5", "1e-3") + "evaluate: {}\n")
-    (repo / "specs" / "old.yaml").write_text(BASE + "evaluate: {}\n")
+    (repo / "specs" / "x.yaml").write_text(BUILTIN_SPEC.replace("5.0e-5", "1e-3") + "evaluate: {}\n")
+    (repo / "specs" / "old.yaml").write_text(BUILTIN_SPEC + "evaluate: {}\n")
     out = diff_json(capsys, "specs/old.yaml", "specs/x.yaml")
     assert out["changes"][0]["reruns"] == ["train", "evaluate", "generate"]
 
 
 def test_one_argument_forms(repo, capsys):
-    (repo / "specs" / "x.yaml").write_text(BASE)  # working tree back to the first version
+    (repo / "specs" / "x.yaml").write_text(BUILTIN_SPEC)  # working tree back to the first version
     out = diff_json(capsys, "specs/x.yaml")  # HEAD vs working tree
     assert {c["field"] for c in out["changes"]} == {"train.learning_rate", "generate.temperature"}
     out = diff_json(capsys, "HEAD~3:specs/x.yaml")  # a revision vs working tree
@@ -91,7 +72,7 @@ def test_one_argument_forms(repo, capsys):
 
 
 def test_prompt_added_and_description_reruns_nothing(repo, capsys):
-    (repo / "specs" / "x.yaml").write_text(BASE.replace('["# ACT I"]', '["# ACT I", "# ACT II"]') + "description: hi\nruntime: {device: cpu}\n")
+    (repo / "specs" / "x.yaml").write_text(BUILTIN_SPEC.replace('["# ACT I"]', '["# ACT I", "# ACT II"]') + "description: hi\nruntime: {device: cpu}\n")
     out = diff_json(capsys, "HEAD~3:specs/x.yaml", "specs/x.yaml")
     by_field = {c["field"]: c for c in out["changes"]}
     assert by_field["generate.prompts[1]"] == {"field": "generate.prompts[1]", "old": None, "new": "# ACT II", "reruns": ["generate"]}
@@ -135,7 +116,7 @@ def test_rev_path_is_read_as_git_reads_it_from_a_subfolder(repo, capsys):
     for args in (["HEAD~2:specs/x.yaml", "HEAD~1:specs/x.yaml"], ["HEAD~2:./x.yaml", "HEAD~1:../specs/x.yaml"]):
         out = diff_json(capsys, *args)
         assert [c["field"] for c in out["changes"]] == ["train.learning_rate"], args
-    (repo / "specs" / "x.yaml").write_text(BASE)  # the working tree back to the first version
+    (repo / "specs" / "x.yaml").write_text(BUILTIN_SPEC)  # the working tree back to the first version
     for args in (["HEAD~3:specs/x.yaml"], ["HEAD~3:./x.yaml"], ["HEAD~3:specs/x.yaml", "x.yaml"]):
         assert diff_json(capsys, *args)["changes"] == [], args  # a revision vs the working tree
     assert {c["field"] for c in diff_json(capsys, "x.yaml")["changes"]} == {"train.learning_rate", "generate.temperature"}
@@ -157,7 +138,7 @@ def test_bad_input(repo, capsys, args, message):
 
 
 def test_invalid_side_is_named(repo, capsys):
-    (repo / "specs" / "x.yaml").write_text(BASE.replace("learning_rate", "learning_rat"))
+    (repo / "specs" / "x.yaml").write_text(BUILTIN_SPEC.replace("learning_rate", "learning_rat"))
     assert main(["diff", "HEAD:specs/x.yaml", "specs/x.yaml"]) == 2
     err = capsys.readouterr().err
     assert "side B (specs/x.yaml) does not load" in err and "did you mean learning_rate?" in err
@@ -175,7 +156,7 @@ def test_git_external_diff_driver(repo):
 
 
 def test_compare_runs(repo, capsys):
-    (repo / "specs" / "y.yaml").write_text(BASE.replace("5.0e-5", "3e-4"))
+    (repo / "specs" / "y.yaml").write_text(BUILTIN_SPEC.replace("5.0e-5", "3e-4"))
     capsys.readouterr()
     assert main(["compare", "specs/x.yaml", "specs/y.yaml", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

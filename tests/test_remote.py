@@ -20,8 +20,7 @@ import pytest
 
 from engine.cli import main
 from engine.core.store import Store
-from test_store_faults import engine, entries
-from test_team_contract import fakes, git, project, ran  # noqa: F401 - fixtures
+from projects import engine, entries, git, ran
 
 SPEC = "specs/x.yaml"
 STAGES = ["model", "data", "train", "evaluate", "generate"]

@@ -13,8 +13,7 @@ import subprocess
 import pytest
 
 from engine.cli import main
-from test_report import put, run_and_fill, run_tunes, samples
-from test_team_contract import fakes, project  # noqa: F401 - fixtures
+from filled_runs import put, run_and_fill, run_tunes, samples
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium here (apt-get install chromium)")

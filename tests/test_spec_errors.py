@@ -8,14 +8,7 @@ import pytest
 from engine.cli import main
 
 from conftest import MINIMAL
-
-
-def errors_of(capsys, path, *extra) -> list[str]:
-    code = main(["validate", str(path), *extra])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    return [line.strip() for line in err.splitlines()[1:]]
+from projects import errors_of
 
 
 CASES = {

@@ -8,29 +8,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from engine.cli import main
 from engine.core.store import Store
-from test_team_contract import fakes, git, make_project, project, ran  # noqa: F401 - fixtures
-
-TESTS = Path(__file__).resolve().parent
-
-
-def entries(store_root: Path) -> dict[str, str]:
-    """node -> key of every entry in the store."""
-    return {json.loads(m.read_text())["node"]: m.parent.name for m in (store_root / "store").rglob("manifest.json")}
-
-
-def engine(cwd: Path, *args: str, **env) -> subprocess.Popen:
-    """The CLI with fake stages, in a subprocess."""
-    return subprocess.Popen([sys.executable, str(TESTS / "fake_stages.py"), *args], cwd=cwd,
-                            env={**os.environ, "PYTHONPATH": str(TESTS), **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+from projects import engine, entries, ran
 
 
 def wait_for_line(stream, text: str, timeout: float = 30) -> str:

@@ -9,10 +9,8 @@ import re
 import pytest
 
 from engine.cli import main
-from test_sweeps import write as write_sweep
-from test_team_contract import fakes, git, plan_json, project, ran  # noqa: F401 - fixtures
-from test_train_safety import _crash_after_step, record, write_spec
-from tiny import spec_text
+from projects import plan_json, write_sweep
+from tiny import crash_after_step, record, spec_text, write_spec
 
 
 def stored(store, key: str):
@@ -43,7 +41,7 @@ def test_final_loss_is_the_last_steps_loss_not_the_last_logged_one(scenes_projec
 def test_a_resumed_run_reports_the_summary_of_an_uninterrupted_one(scenes_project, tmp_path, monkeypatch, capsys):
     write_spec(scenes_project, max_steps=8, save_every=2, eval_every=4, log_every=3)
     with monkeypatch.context() as patch:
-        _crash_after_step(patch, 6)
+        crash_after_step(patch, 6)
         assert main(["run", "spec.yaml", "--until", "train"]) == 1
     [checkpoint] = (tmp_path / "store" / "work").glob("*/checkpoints/checkpoint-6")
     assert "engine_losses.json" in json.loads((checkpoint / "ENGINE_COMPLETE").read_text())["files"]

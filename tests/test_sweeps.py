@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from engine.cli import main
-from test_team_contract import fakes, git, make_project, project, ran  # noqa: F401 - fixtures
+from projects import git, ran, write_sweep
 
 SWEEP = """
 evaluate: {split: test}
@@ -15,12 +15,6 @@ sweep:
 """
 
 
-def write(project, text: str, name: str = "s.yaml") -> str:
-    base = (project / "specs" / "x.yaml").read_text().replace("evaluate: {split: test}\n", "")
-    (project / "specs" / name).write_text(base.replace("name: scenes", "name: sweep") + text)
-    return f"specs/{name}"
-
-
 def plan(capsys, spec: str, *args) -> dict:
     capsys.readouterr()
     assert main(["plan", spec, "--json", *args]) == 0
@@ -29,7 +23,7 @@ def plan(capsys, spec: str, *args) -> dict:
 
 def test_a_learning_rate_grid_shares_model_and_data(project, capsys, fakes, monkeypatch):
     monkeypatch.setenv("FAKE_LOSS", "1")
-    spec = write(project, SWEEP)
+    spec = write_sweep(project, SWEEP)
     steps = plan(capsys, spec)
     assert list(steps) == ["model", "data", "train[learning_rate=0.0001]", "evaluate[learning_rate=0.0001]",
                            "generate[learning_rate=0.0001]", "train[learning_rate=0.0003]",
@@ -53,13 +47,13 @@ def test_a_learning_rate_grid_shares_model_and_data(project, capsys, fakes, monk
 def test_a_variant_matching_the_plain_spec_reuses_its_outputs(project, capsys, fakes):
     assert main(["run", "specs/x.yaml"]) == 0  # learning_rate 5e-5
     ran(fakes)
-    spec = write(project, SWEEP.replace("[1.0e-4, 3.0e-4]", "[5.0e-5, 1.0e-4]"))
+    spec = write_sweep(project, SWEEP.replace("[1.0e-4, 3.0e-4]", "[5.0e-5, 1.0e-4]"))
     steps = plan(capsys, spec)
     assert {n for n, s in steps.items() if s["action"] == "cached"} >= {"model", "data", "train[learning_rate=5e-05]"}
 
 
 def test_sweeping_the_data_makes_a_data_node_per_value(project, capsys):
-    spec = write(project, SWEEP.replace("train.learning_rate: [1.0e-4, 3.0e-4]",
+    spec = write_sweep(project, SWEEP.replace("train.learning_rate: [1.0e-4, 3.0e-4]",
                                         "data.max_length: [64, 128]\n    train.learning_rate: [1.0e-4, 3.0e-4]"))
     steps = plan(capsys, spec)
     assert [n for n in steps if n.startswith("data")] == ["data[max_length=64]", "data[max_length=128]"]
@@ -68,7 +62,7 @@ def test_sweeping_the_data_makes_a_data_node_per_value(project, capsys):
 
 
 def test_named_variants_and_a_failed_variant_does_not_stop_the_others(project, capsys, fakes, monkeypatch):
-    spec = write(project, """
+    spec = write_sweep(project, """
 evaluate: {split: test}
 sweep:
   variants:
@@ -84,22 +78,22 @@ sweep:
 
 
 def test_sweep_mistakes_are_located_errors(project, capsys):
-    spec = write(project, SWEEP.replace("[1.0e-4, 3.0e-4]", "[1.0e-4, fast]"))
+    spec = write_sweep(project, SWEEP.replace("[1.0e-4, 3.0e-4]", "[1.0e-4, fast]"))
     assert main(["validate", spec]) == 2
     assert "specs/s.yaml:17:35  $.train.learning_rate  must be a number (got a string 'fast')" in capsys.readouterr().err
-    spec = write(project, SWEEP.replace("train.learning_rate", "train.learnin_rate"))
+    spec = write_sweep(project, SWEEP.replace("train.learning_rate", "train.learnin_rate"))
     assert main(["validate", spec]) == 2
     assert "$.sweep (train.learnin_rate)  no such key in the spec (did you mean learning_rate?)" in capsys.readouterr().err
-    spec = write(project, SWEEP.replace("train.learning_rate: [1.0e-4, 3.0e-4]", "runtime.num_threads: [1, 2]"))
+    spec = write_sweep(project, SWEEP.replace("train.learning_rate: [1.0e-4, 3.0e-4]", "runtime.num_threads: [1, 2]"))
     assert main(["plan", spec]) == 2
     assert "$.sweep (runtime.num_threads)  no stage's output depends on this path" in capsys.readouterr().err
-    spec = write(project, SWEEP.replace("train.learning_rate: [1.0e-4, 3.0e-4]", "train.log_every: [1, 5]"))
+    spec = write_sweep(project, SWEEP.replace("train.learning_rate: [1.0e-4, 3.0e-4]", "train.log_every: [1, 5]"))
     assert main(["plan", spec]) == 2  # read by train, but declared without effect on its output
     assert "$.sweep (train.log_every)  no stage's output depends on this path" in capsys.readouterr().err
-    spec = write(project, SWEEP.replace("  metric: evaluate.loss", "  variants: [{name: again, set: {train.learning_rate: 1.0e-4}}]"))
+    spec = write_sweep(project, SWEEP.replace("  metric: evaluate.loss", "  variants: [{name: again, set: {train.learning_rate: 1.0e-4}}]"))
     assert main(["plan", spec]) == 2
     assert "variants learning_rate=0.0001 and again are the same experiment" in capsys.readouterr().err
-    spec = write(project, SWEEP.replace("metric: evaluate.loss", "metric: judge.score"))
+    spec = write_sweep(project, SWEEP.replace("metric: evaluate.loss", "metric: judge.score"))
     assert main(["plan", spec]) == 2
     assert "$.sweep.metric  judge.score: no stage 'judge'" in capsys.readouterr().err
 
@@ -149,10 +143,10 @@ def test_spec_reference_mistakes_are_located(project, tmp_path, capsys):
 
 
 def test_diff_of_a_sweep_change_names_new_gone_and_kept_variants(project, capsys):
-    spec = write(project, SWEEP)
+    spec = write_sweep(project, SWEEP)
     git(project, "add", "-A")
     git(project, "commit", "-qm", "sweep")
-    write(project, SWEEP.replace("[1.0e-4, 3.0e-4]", "[3.0e-4, 1.0e-3]"))
+    write_sweep(project, SWEEP.replace("[1.0e-4, 3.0e-4]", "[3.0e-4, 1.0e-3]"))
     capsys.readouterr()
     assert main(["diff", spec, "--json", "--exit-code"]) == 1
     variants = json.loads(capsys.readouterr().out)["variants"]
@@ -160,7 +154,7 @@ def test_diff_of_a_sweep_change_names_new_gone_and_kept_variants(project, capsys
 
 
 def test_a_variants_only_sweep_and_a_swept_seed(project, capsys):
-    spec = write(project, """
+    spec = write_sweep(project, """
 evaluate: {split: test}
 sweep:
   variants:
@@ -174,13 +168,13 @@ sweep:
 
 def test_compare_ranks_the_spec_as_it_is_now(project, capsys, fakes, monkeypatch):
     monkeypatch.setenv("FAKE_LOSS", "1")
-    spec = write(project, SWEEP)
+    spec = write_sweep(project, SWEEP)
     assert main(["run", spec]) == 0
-    write(project, SWEEP.replace("[1.0e-4, 3.0e-4]", "[1.0e-4, 3.0e-4, 1.0e-3]"))  # a variant added, not run
+    write_sweep(project, SWEEP.replace("[1.0e-4, 3.0e-4]", "[1.0e-4, 3.0e-4, 1.0e-3]"))  # a variant added, not run
     capsys.readouterr()
     assert main(["compare", spec, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["variants"]
     assert [r["state"] for r in rows] == ["current", "current", "not run"] and rows[-1]["name"] == "learning_rate=0.001"
-    write(project, SWEEP.replace("metric: evaluate.loss", "metric: evaluate.los"))  # a typo in the metric
+    write_sweep(project, SWEEP.replace("metric: evaluate.loss", "metric: evaluate.los"))  # a typo in the metric
     assert main(["compare", spec, "--json"]) == 0
     assert {r["state"] for r in json.loads(capsys.readouterr().out)["variants"]} == {"no los"}

@@ -14,75 +14,9 @@ from pathlib import Path
 
 import pytest
 
-import fake_stages
 from engine.cli import main
 from engine.stages import STAGES
-
-TESTS = Path(__file__).resolve().parent
-
-SPEC = """\
-spec_version: 1
-name: scenes
-seed: 1
-model:
-  path: ../models/base
-data:
-  source: {files: ../data/train.txt}
-train:
-  learning_rate: 5.0e-5
-  epochs: 1
-evaluate: {split: test}
-generate:
-  prompts: ["Once"]
-"""
-
-
-def git(root: Path, *args: str) -> str:
-    out = subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True,
-                         env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                              "GIT_COMMITTER_EMAIL": "t@t"})
-    return out.stdout
-
-
-def make_project(root: Path) -> Path:
-    (root / "specs").mkdir(parents=True)
-    (root / "data").mkdir()
-    (root / "data" / "train.txt").write_text("ACT I. Scene one.\n\nACT II. Scene two.\n\nACT III. Scene three.\n")
-    (root / "models" / "base").mkdir(parents=True)
-    (root / "models" / "base" / "config.json").write_text("{}")
-    (root / "models" / "base" / "model.safetensors").write_bytes(b"weights")
-    (root / "specs" / "x.yaml").write_text(SPEC)
-    git(root, "init", "-q")
-    return root
-
-
-@pytest.fixture
-def fakes(tmp_path, monkeypatch):
-    log = tmp_path / "runs.log"
-    monkeypatch.setenv("FAKE_LOG", str(log))
-    for kind in list(STAGES):
-        monkeypatch.setitem(STAGES, kind, STAGES[kind])
-    fake_stages.install()
-    return log
-
-
-@pytest.fixture
-def project(tmp_path, fakes, monkeypatch):
-    root = make_project(tmp_path / "team")
-    monkeypatch.chdir(root)
-    return root
-
-
-def ran(log: Path) -> list[str]:
-    names = log.read_text().split() if log.exists() else []
-    log.write_text("")
-    return names
-
-
-def plan_json(capsys, spec="specs/x.yaml", *args) -> dict:
-    capsys.readouterr()
-    assert main(["plan", spec, "--json", *args]) == 0
-    return {s["stage"]: s for s in json.loads(capsys.readouterr().out)}
+from projects import SPEC, git, make_project, plan_json, ran
 
 
 # -- portable keys and records ---------------------------------------------------------------------

@@ -15,31 +15,12 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from tiny import spec_text
-
-PATH_MODEL = "  path: tiny-model"
+from tiny import crash_after_step, record, spec_text, write_spec
 
 
 @pytest.fixture
 def project(scenes_project):
     return scenes_project
-
-
-def write_spec(root: Path, **train) -> Path:
-    """spec.yaml from tiny.spec_text with these `train` fields set."""
-    text = spec_text(PATH_MODEL)
-    for name, value in train.items():
-        line = re.search(rf"^  {name}: .*\n", text, re.M)
-        if line:
-            text = text.replace(line.group(0), f"  {name}: {value}\n")
-        else:
-            text = text.replace("train:\n", f"train:\n  {name}: {value}\n")
-    (root / "spec.yaml").write_text(text)
-    return root / "spec.yaml"
-
-
-def record(root: Path) -> dict:
-    return json.loads((root / "spec.lock.json").read_text())["nodes"]
 
 
 def stored_nodes(store: Path) -> list[str]:
@@ -110,20 +91,6 @@ def test_nan_loss_fails_training_and_caches_nothing(split, project, nan_model, t
 
 # -- 3. checkpoints are complete only when every file matches their manifest ------------------------
 
-def _crash_after_step(monkeypatch, step: int) -> None:
-    """The Trainer raises when it starts the optimizer step after `step`, as a crash would."""
-    from transformers import Trainer
-
-    real = Trainer.training_step
-
-    def training_step(self, *args, **kwargs):
-        if self.state.global_step == step:
-            raise RuntimeError("simulated crash")
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "training_step", training_step)
-
-
 @pytest.mark.parametrize("damage, reason", [
     ("delete optimizer.pt", "optimizer.pt is missing"),
     ("delete trainer_state.json", "no trainer_state.json"),
@@ -135,7 +102,7 @@ def test_damaged_checkpoint_is_skipped(damage, reason, project, tmp_path, monkey
 
     write_spec(project, max_steps=8, save_every=2, eval_every=4)
     with monkeypatch.context() as patch:
-        _crash_after_step(patch, 6)
+        crash_after_step(patch, 6)
         assert main(["run", "spec.yaml", "--until", "train"]) == 1
     assert "simulated crash" in capsys.readouterr().err
     [work] = (tmp_path / "store" / "work").iterdir()

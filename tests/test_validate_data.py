@@ -12,7 +12,7 @@ import pytest
 from engine.cli import main
 
 from conftest import REPO
-from test_spec_errors import errors_of
+from projects import errors_of
 
 SPEC = """\
 spec_version: 1

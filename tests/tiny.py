@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 WORDS = ("the king queen ship sea storm night love fool crown sword moon song dance "
@@ -115,3 +116,38 @@ def make_tiny_encoder(folder: Path) -> Path:
                          intermediate_size=64, max_position_embeddings=128, pad_token_id=0)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+PATH_MODEL = "  path: tiny-model"  # the tiny model copied into the project (the scenes_project fixture)
+
+
+def write_spec(root: Path, **train) -> Path:
+    """spec.yaml from spec_text on the tiny model, with these `train` fields set."""
+    text = spec_text(PATH_MODEL)
+    for name, value in train.items():
+        line = re.search(rf"^  {name}: .*\n", text, re.M)
+        if line:
+            text = text.replace(line.group(0), f"  {name}: {value}\n")
+        else:
+            text = text.replace("train:\n", f"train:\n  {name}: {value}\n")
+    (root / "spec.yaml").write_text(text)
+    return root / "spec.yaml"
+
+
+def record(root: Path) -> dict:
+    """The nodes of the record of root/spec.yaml."""
+    return json.loads((root / "spec.lock.json").read_text())["nodes"]
+
+
+def crash_after_step(monkeypatch, step: int) -> None:
+    """The Trainer raises when it starts the optimizer step after `step`, as a crash would."""
+    from transformers import Trainer
+
+    real = Trainer.training_step
+
+    def training_step(self, *args, **kwargs):
+        if self.state.global_step == step:
+            raise RuntimeError("simulated crash")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "training_step", training_step)
