@@ -1,19 +1,18 @@
-"""Texts -> token examples for the data stage, in bounded memory.
-
-causal-lm: with `packing`, texts are joined with the end-of-text token and cut into full blocks
-of `max_length` tokens, so no compute is spent on padding; without it, each text becomes its own
-example (long ones cut into `max_length` pieces). Classification: one truncated example per text.
+"""Texts -> token ids in bounded memory, for the task families' example builders (engine/tasks/).
 
 Memory stays bounded by the input's token count (4 bytes a token), not by what the tokenizer
 holds per character: texts are tokenized in calls of at most BATCH_CHARS characters, a long text
 in pieces cut where cutting changes no token, and blocks go straight into Arrow arrays.
+
+    token_pieces  the texts' ids in order, a long text in several pieces
+    blocks        those ids cut into blocks of `max_length` (packed: texts joined end to end)
+    list_column   blocks -> a chunked Arrow list column, and their token count
+    truncated     each text's truncated encoding (of a long text only its first pieces are read)
 """
 from __future__ import annotations
 
 import re
 from typing import Iterable, Iterator
-
-from engine.errors import StageError
 
 PIECE_CHARS = 1 << 16  # a longer text is tokenized in pieces of about this many characters
 BATCH_CHARS = 1 << 18  # characters per tokenizer call; the tokenizer holds ~100 bytes per character
@@ -21,28 +20,7 @@ ROWS_PER_CHUNK = 1000  # examples per Arrow chunk as blocks are collected
 CHECK_CHARS = 512  # context on each side of a piece boundary that is tokenized to check the cut
 
 
-def causal_examples(splits: dict, tokenizer, data: dict, bar) -> tuple[dict, dict]:
-    """Token blocks for language modelling: packed with end-of-text separators, or one per text."""
-    from datasets import Dataset, Features, List, Value
-
-    if tokenizer.eos_token_id is None:
-        raise StageError("the model's tokenizer has no end-of-text token; causal-lm data needs one")
-    max_length, packing = data["max_length"], data["packing"]
-    features = Features({"input_ids": List(Value("int32"))})
-    out, facts = {}, {"packing": packing, "max_length": max_length}
-    for split, columns in splits.items():
-        texts = [t for t in columns["text"] if t and not t.isspace()]
-        facts.update({f"{split}_texts": len(texts), f"{split}_examples": 0, f"{split}_tokens": 0})
-        blocks = _blocks(token_pieces(texts, tokenizer), max_length, tokenizer.eos_token_id, packing)
-        column, tokens = _list_column(block for block in blocks if len(block) > 1)
-        bar.advance(len(columns["text"]))
-        if len(column):  # an empty split is left out: datasets cannot reload a 0-row split from disk
-            out[split] = Dataset.from_dict({"input_ids": column}, features=features)
-            facts.update({f"{split}_examples": len(column), f"{split}_tokens": tokens})
-    return out, facts
-
-
-def _blocks(pieces: Iterable, size: int, eos: int, packing: bool) -> Iterator:
+def blocks(pieces: Iterable, size: int, eos: int, packing: bool) -> Iterator:
     """Blocks of `size` tokens, each text followed by `eos`. Packed: the texts joined end to end, so
     blocks cross text boundaries and only the last block may be shorter; else each text's last block may be."""
     import numpy as np
@@ -60,8 +38,8 @@ def _blocks(pieces: Iterable, size: int, eos: int, packing: bool) -> Iterator:
         yield carry
 
 
-def _list_column(blocks: Iterable):
-    """(a chunked Arrow list column of the blocks, their token count), built ROWS_PER_CHUNK at a time."""
+def list_column(sequences: Iterable):
+    """(a chunked Arrow list column of the token sequences, their token count), built ROWS_PER_CHUNK at a time."""
     import numpy as np
     import pyarrow as pa
 
@@ -73,9 +51,9 @@ def _list_column(blocks: Iterable):
         np.cumsum([len(r) for r in rows], out=offsets[1:])
         return pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(rows)), type=pa_type)
 
-    for block in blocks:
-        rows.append(block)
-        tokens += len(block)
+    for sequence in sequences:
+        rows.append(sequence)
+        tokens += len(sequence)
         if len(rows) == ROWS_PER_CHUNK:
             chunks.append(chunk())
             rows = []
@@ -140,39 +118,6 @@ def _cut_in(text: str, low: int, high: int, tokenizer) -> int | None:
     return None
 
 
-def classification_examples(splits: dict, tokenizer, data: dict, bar) -> tuple[dict, dict]:
-    """One truncated example per text with an integer label; the label set comes from the data."""
-    from datasets import Dataset
-
-    every = [label for columns in splits.values() for label in columns["label"]]
-    kinds = {type(label) for label in every}
-    if len(kinds) > 1 and not kinds <= {int, float}:
-        raise StageError(f"data.label {data['label']!r} mixes types ({', '.join(sorted(k.__name__ for k in kinds))}); "
-                         "use all strings or all integers")
-    names = [str(label) for label in sorted(set(every))]
-    index = {name: i for i, name in enumerate(names)}
-    counts = {split: {name: 0 for name in names} for split in splits}
-    for split, columns in splits.items():
-        for label in columns["label"]:
-            counts[split][str(label)] += 1
-    missing = [name for name in names if counts["test"][name] and not counts["train"][name]]
-    if missing:
-        raise StageError(f"the test split has class(es) {', '.join(missing)} that the train split lacks; the model "
-                         f"cannot learn them. Add training data for them, or change data.split (seed or fractions)")
-    out, facts = {}, {"labels": names, "class_counts": counts, "max_length": data["max_length"]}
-    for split, columns in splits.items():
-        facts.update({f"{split}_texts": len(columns["text"]), f"{split}_examples": 0, f"{split}_tokens": 0})
-        bar.advance(len(columns["text"]))
-        if not columns["text"]:
-            continue
-        input_ids = _truncated(columns["text"], tokenizer, data["max_length"])
-        dataset = Dataset.from_dict({"input_ids": input_ids, "labels": [index[str(label)] for label in columns["label"]]})
-        out[split] = dataset
-        facts[f"{split}_examples"] = len(dataset)
-        facts[f"{split}_tokens"] = int(sum(len(x) for x in input_ids))
-    return out, facts
-
-
 def _batches(texts: list[str]) -> Iterator[list[str]]:
     """Consecutive runs of texts of at most BATCH_CHARS characters together (a longer text alone)."""
     start = 0
@@ -185,7 +130,7 @@ def _batches(texts: list[str]) -> Iterator[list[str]]:
         start = end
 
 
-def _truncated(texts: list[str], tokenizer, max_length: int) -> list[list[int]]:
+def truncated(texts: list[str], tokenizer, max_length: int) -> list[list[int]]:
     """The tokenizer's truncated encoding of each text, in calls of at most about BATCH_CHARS
     characters; of a long text only its first pieces are read (they hold the first tokens)."""
     if tokenizer.truncation_side == "right":

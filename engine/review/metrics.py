@@ -2,8 +2,9 @@
 
 The headline of a run is a few numbers per task, not every metric a stage reports:
 
-    causal-lm                 evaluate.loss, evaluate.perplexity   (on evaluate.split, test by default)
-    sequence-classification   evaluate.accuracy, evaluate.macro_f1
+    the task                  its family's headline evaluate metrics (engine/tasks/: causal-lm
+                              loss and perplexity, sequence-classification accuracy and macro_f1),
+                              on evaluate.split (test by default)
     each generate check       its main rate (CHECK_HEADLINES)
 
 A number is shown as a result only where its stage is current (its recorded key is the key the
@@ -12,11 +13,8 @@ spec and its inputs give now); elsewhere the cell says `out of date` or `not run
 from __future__ import annotations
 
 from engine.core.status import CURRENT
+from engine.tasks import TASKS
 
-TASK_HEADLINES = {
-    "causal-lm": (("evaluate", "loss"), ("evaluate", "perplexity")),
-    "sequence-classification": (("evaluate", "accuracy"), ("evaluate", "macro_f1")),
-}
 NO_EVALUATE = (("train", "eval_loss"),)  # the validation loss, for a spec without `evaluate`
 CHECK_HEADLINES = {  # check name -> its main rate
     "copy": "copy_share",
@@ -29,9 +27,15 @@ CHECK_HEADLINES = {  # check name -> its main rate
 SHORT = {"evaluate": "eval", "generate": "gen", "perplexity": "ppl", "accuracy": "acc"}
 
 
+def task_headline(spec) -> tuple[str, ...]:
+    """The evaluate metrics the spec's task family shows first."""
+    family = TASKS.get(spec.get("task"))
+    return family.headline if family else ()
+
+
 def headline(spec) -> list[tuple[str, str]]:
     """[(node, metric)] of a spec's headline numbers."""
-    out = list(TASK_HEADLINES.get(spec.get("task"), ()) if spec.has("evaluate") else NO_EVALUATE)
+    out = [("evaluate", metric) for metric in task_headline(spec)] if spec.has("evaluate") else list(NO_EVALUATE)
     if spec.has("generate"):
         out += [("generate", CHECK_HEADLINES[c]) for c in spec.get("generate.checks") if c in CHECK_HEADLINES]
     return out
@@ -44,7 +48,7 @@ def stage_headlines(spec, kind: str) -> tuple[str, ...]:
     """The numbers shown for a stage of this kind where space is short (`engine show`, the report's
     stage table); every number is in the record, `show --all` and the report's metrics tables."""
     if kind == "evaluate":
-        return tuple(dict.fromkeys(["loss", *(m for _, m in TASK_HEADLINES.get(spec.get("task"), ()))]))
+        return tuple(dict.fromkeys(["loss", *task_headline(spec)]))
     if kind == "generate":
         return tuple(CHECK_HEADLINES[c] for c in spec.get("generate.checks") or () if c in CHECK_HEADLINES) + ("samples",)
     return STAGE_HEADLINES.get(kind, ())

@@ -1,12 +1,10 @@
 """Data stage: records -> texts -> train/validation/test -> tokenized `DatasetDict` on disk.
 
-With `packing`, texts are joined with the end-of-text token and cut into full blocks of
-`max_length` tokens, so no compute is spent on padding. Without it, each text becomes its own
-example (long ones cut into `max_length` pieces) and batches are padded as they are formed.
-
-Turning texts into token examples, in bounded memory, is engine/dataprep/tokens.py; instruction
-and chat data (`data.prompt`/`data.completion`, `data.messages`: loss on the answer alone) is
-engine/dataprep/instructions.py.
+Which token examples a task makes of the texts is its family's (engine/tasks/): causal-lm packs
+them into blocks of `max_length` tokens (or one example per text), sequence-classification keeps
+one truncated example per text with its label. Reading the data files into rows and splitting
+them is engine/dataprep/rows.py; instruction and chat data (`data.prompt`/`data.completion`,
+`data.messages`: loss on the answer alone) is engine/dataprep/instructions.py.
 """
 from __future__ import annotations
 
@@ -16,10 +14,8 @@ import math
 from pathlib import Path
 
 from engine.core.payload import Known
+from engine.dataprep import instructions, rows
 from engine.errors import StageError
-from engine.dataprep import instructions
-from engine.dataprep import rows
-from engine.dataprep.tokens import causal_examples, classification_examples
 
 VERSION = 2  # 2: tokenized in bounded pieces; same blocks, but datasets' state.json fingerprint differs
 LIBRARIES = ("datasets", "tokenizers", "transformers")
@@ -186,13 +182,10 @@ def run(ctx) -> dict:
     needs = needed_splits(ctx.params)
     bad_rows = rows.BadRows(data["on_bad_rows"])
     splits = load_splits(data, ctx.seed, ctx.spec_root, bad_rows, needs)
-    tokenizer = TASKS[ctx.params["task"]].preprocessor(ctx.inputs["model"] / "model")
-    classify = TASKS[ctx.params["task"]].labelled
+    family = TASKS[ctx.params["task"]]
+    tokenizer = family.preprocessor(ctx.inputs["model"] / "model")
     bar = ctx.bar(sum(len(next(iter(v.values()))) for v in splits.values()), "tokenizing")
-    if instructions.mode(data) != "text":
-        datasets, facts = instructions.instruction_examples(splits, tokenizer, data, bar, bad_rows)
-    else:
-        datasets, facts = (classification_examples if classify else causal_examples)(splits, tokenizer, data, bar)
+    datasets, facts = family.examples(splits, tokenizer, data, bar, bad_rows)
     bar.close()
     facts.update({f"{split}_records": len(next(iter(columns.values()))) for split, columns in splits.items()})
     for split, (why, fix) in needs.items():
@@ -207,14 +200,8 @@ def run(ctx) -> dict:
                     + "; ".join(bad_rows.skipped[:SKIPPED_SHOWN]) + (f"; and {more} more" if more > 0 else ""))
     DatasetDict(datasets).save_to_disk(str(ctx.out / "dataset"))
     (ctx.out / "info.json").write_text(json.dumps(facts, indent=1, sort_keys=True), encoding="utf-8")
-    packed, instructed, most = not classify and data["packing"], instructions.mode(data) != "text", data["max_length"]
-    shape = (f"one truncated example per record, of at most {most} tokens" if classify else
-             f"blocks of at most {most} tokens, whole records joined" if packed and instructed else
-             f"blocks of {most} tokens, the texts joined end to end" if packed else
-             f"one example per record, of at most {most} tokens" + ("" if instructed else " (a longer one cut into several)"))
-    if instructed:
-        cut = ", ".join(f"{n} {split}" for split, n in facts["truncated"].items() if n)
-        shape += f"; loss on {facts['train_learned_tokens']:,} answer tokens in train" + (f"; cut at max_length: {cut}" if cut else "")
+    shape = family.describe_examples(data, facts)
+    packed = family.packs and data["packing"]
     counts = {split: _counted(facts[f"{split}_records"], facts[f"{split}_examples"], packed) for split in splits}
     ctx.log("; ".join(f"{split}: {text}" + (f" ({facts['train_tokens']:,} tokens)" if split == "train" else "")
                       for split, text in counts.items()) + f"; {shape}")

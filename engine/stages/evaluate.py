@@ -57,7 +57,7 @@ def run(ctx) -> dict:
             bar.advance(evaluator.add(logits, batch))
     bar.close()
     metrics: dict = {"split": split, **evaluator.metrics()}
-    keep = set(wanted) | {"split", "examples", "tokens", "majority_class", "majority_accuracy", "majority_macro_f1"}
+    keep = set(wanted) | {"split", *family.reported}
     metrics = {k: v for k, v in metrics.items() if k in keep}
     (ctx.out / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True), encoding="utf-8")
     evaluator.log(metrics)

@@ -1,4 +1,5 @@
-"""Helpers the training-side stages share: device choice, batching, loading a trained model."""
+"""Helpers the model-side stages share: quiet libraries, device choice, threads, the training
+split's documents, loading a trained model. (Collating batches is the task family's: engine/tasks/.)"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,48 +41,6 @@ def apply_threads(runtime) -> None:
     threads = (runtime or {}).get("num_threads")
     if threads:
         torch.set_num_threads(threads)
-
-
-class PadCollator:
-    """Pads `input_ids` to the longest in the batch; labels are the inputs, -100 on padding.
-
-    Unlike DataCollatorForLanguageModeling it masks by position, not by token id, so an
-    end-of-text token used as padding is still learned where it separates packed texts.
-    Rows with a `labels` list (instruction data: -100 on prompt tokens) keep theirs, padded with -100.
-    """
-
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
-
-    def __call__(self, rows: list[dict]) -> dict:
-        import torch
-
-        longest = max(len(r["input_ids"]) for r in rows)
-        ids = torch.full((len(rows), longest), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), longest), dtype=torch.long)
-        for i, row in enumerate(rows):
-            n = len(row["input_ids"])
-            ids[i, :n] = torch.tensor(row["input_ids"], dtype=torch.long)
-            mask[i, :n] = 1
-        labels = ids.masked_fill(mask == 0, -100)
-        if isinstance(rows[0].get("labels"), list):
-            for i, row in enumerate(rows):
-                labels[i, :len(row["labels"])] = torch.tensor(row["labels"], dtype=torch.long)
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-
-class LabelCollator:
-    """Pads `input_ids` for classification; `labels` is one class index per row."""
-
-    def __init__(self, pad_id: int):
-        self.pad = PadCollator(pad_id)
-
-    def __call__(self, rows: list[dict]) -> dict:
-        import torch
-
-        batch = self.pad(rows)
-        batch["labels"] = torch.tensor([row["labels"] for row in rows], dtype=torch.long)
-        return batch
 
 
 def training_documents(data_out: Path, eos_id: int | None) -> list[list[int]]:
