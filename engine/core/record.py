@@ -23,6 +23,21 @@ def record_path(spec_path: Path) -> Path:
     return spec_path.with_name(spec_path.name.rsplit(".", 1)[0] + ".lock.json")
 
 
+def spec_label(spec) -> str:
+    """The spec's path relative to its project root (the same in every clone)."""
+    from engine.core.project import project_root
+
+    return Path(os.path.relpath(spec.path, project_root(spec.root))).as_posix()
+
+
+def record_file(spec, overrides, store_root: Path) -> Path:
+    """The one rule for where a spec's record is: beside the spec, or, for a run with `--set`
+    overrides, in the store (`override_record_path`)."""
+    if overrides:
+        return override_record_path(store_root, spec_label(spec), spec.name, list(overrides))
+    return record_path(spec.path)
+
+
 def override_record_path(store_root: Path, spec_label: str, spec_name: str, overrides: list[str]) -> Path:
     """Where the record of a run of `spec_label` with these `--set` overrides lives. Named by the
     overrides in effect (the last `--set` of a path wins), so their order does not matter."""

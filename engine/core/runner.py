@@ -216,18 +216,13 @@ class _Run:
         entry = self.result.entries[name]
         if entry.key in self.sound:
             return
-        if self.store.verify(entry):
-            with self.store.lock(entry.key):  # look again: another run may have rebuilt it meanwhile
-                current, _ = self.store.check(entry.key)
-                problems = self.store.verify(current) if current else ["missing"]
-                if current and not problems:
-                    self.result.entries[name] = current
-                    self.sound.add(current.key)
-                    return
-                if current:
-                    aside = self.store.quarantine(entry.key, "; ".join(problems))
-                    self.reporter.event(Event("log", name, f"cached output is damaged ({'; '.join(problems)}); "
-                                                           f"moved to {aside}; rebuilding"))
+        verified = self.store.verify_or_quarantine(entry)
+        if verified.entry is not None:
+            self.result.entries[name] = verified.entry  # sound, or rebuilt meanwhile by another run
+        else:
+            if verified.problems:
+                self.reporter.event(Event("log", name, f"cached output is damaged ({'; '.join(verified.problems)}); "
+                                                       f"moved to {verified.moved_to}; rebuilding"))
             for dep in self.by_name[name].node.deps:
                 self.ensure_sound(dep)
             self.by_name[name].entry = None

@@ -19,28 +19,14 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from engine.core.digests import hash_file
+from engine.core.entry import MANIFEST, OUT, Entry, Verified, manifest_problem
 from engine.errors import StoreError
 
-MANIFEST = "manifest.json"
-OUT = "out"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A finished store entry."""
-
-    key: str
-    path: Path
-    manifest: dict
-
-    @property
-    def out(self) -> Path:
-        return self.path / OUT
+__all__ = ["MANIFEST", "OUT", "Entry", "Verified", "Store", "default_root", "manifest_problem"]
 
 
 def default_root(spec_dir: Path) -> Path:
@@ -51,24 +37,6 @@ def default_root(spec_dir: Path) -> Path:
     if env:
         return Path(env).expanduser().resolve()
     return project_root(spec_dir) / ".engine"
-
-
-def manifest_problem(manifest) -> str | None:
-    """What is wrong with a manifest's shape (a missing or mistyped field), or None."""
-    if not isinstance(manifest, dict):
-        return "its manifest is not a JSON object"
-    if not isinstance(manifest.get("key"), str) or not isinstance(manifest.get("payload"), dict):
-        return "its manifest lacks its key or payload"
-    files = manifest.get("files")
-    if not isinstance(files, dict):
-        return "its manifest has no file list"
-    for rel, info in files.items():
-        if not (isinstance(info, dict) and isinstance(info.get("size"), int) and isinstance(info.get("mtime_ns"), int)
-                and isinstance(info.get("sha256"), str)) or rel.startswith("/") or ".." in rel.split("/"):
-            return f"its manifest entry for {rel!r} is malformed"
-    if not isinstance(manifest.get("result", {}), dict):
-        return "its manifest's result is malformed"
-    return None
 
 
 class Store:
@@ -136,6 +104,20 @@ class Store:
             if file.is_file() and file.relative_to(entry.out).as_posix() not in listed:
                 problems.append(f"{file.relative_to(entry.out).as_posix()}: not in manifest")
         return problems
+
+    def verify_or_quarantine(self, entry: Entry) -> Verified:
+        """Rehash an entry; a damaged one is looked at again under its lock (a run may have rebuilt
+        it meanwhile) and, if still damaged, moved aside so it is rebuilt. What `cache verify` and
+        the runner (before a stage loads an upstream entry) both do."""
+        problems = self.verify(entry)
+        if not problems:
+            return Verified(entry, [], None)
+        with self.lock(entry.key):
+            current, damaged = self.check(entry.key)  # the quick check may already see it (a file gone or cut)
+            problems = self.verify(current) if current else [damaged] if damaged else []
+            if not problems:
+                return Verified(current, [], None)  # rebuilt meanwhile (or gone: then None)
+            return Verified(None, problems, self.quarantine(entry.key, "; ".join(problems)))
 
     def entries(self) -> Iterator[Entry]:
         """Every entry with a readable manifest (not checked further)."""
