@@ -3,7 +3,9 @@
 Exit codes: 0 ok, 1 a stage failed, 2 a bad spec or bad usage, 130 interrupted, 143 terminated
 (SIGTERM), 141 the reader of the output went away before all of it was written (`engine ... | head`,
 as SIGPIPE would; every command, quietly, decided in `main` alone).
-Commands import what they need inside their handlers, so `engine validate` never pays for torch.
+The CLI parses and renders: each handler calls one function of the application layer (engine/app/)
+and prints the result it returns. It imports only engine.app, engine.errors and its own modules,
+inside its handlers, so `engine validate` never pays for torch.
 """
 from __future__ import annotations
 
@@ -111,9 +113,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_USAGE
-    from engine.core.project import allow_outside
+    from engine.app import allow_outside_project
 
-    allow_outside(getattr(args, "allow_outside_project", False))  # per command, never left over
+    allow_outside_project(getattr(args, "allow_outside_project", False))  # per command, never left over
     try:
         code = int(handler(args) or EXIT_OK)
         sys.stdout.flush()

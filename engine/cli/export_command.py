@@ -25,8 +25,8 @@ def register(sub) -> None:
 def export(args) -> int:
     from rich.console import Console
 
-    from engine.export import export as write
-    from engine.spec.compose import display_name
+    from engine.app import display_name
+    from engine.app.outputs import export as write
 
     with Console(stderr=True).status(f"exporting {args.stage} as {args.format}"):
         done = write(args.spec, args.to, args.format, args.stage, overrides=args.overrides, force=args.force,

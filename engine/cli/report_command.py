@@ -21,18 +21,9 @@ def register(sub) -> None:
 
 
 def report(args) -> int:
-    from engine.report import write
-    from engine.spec.compose import display_name
+    from engine.app import display_name
+    from engine.app.outputs import report as write
 
-    specs = list(args.specs)
-    if args.rev:
-        if len(specs) != 1:
-            from engine.errors import UsageError
-
-            raise UsageError("--rev shows one spec at several revisions; give exactly one SPEC")
-        from engine.review.sources import revision_path
-
-        specs = [revision_path(rev, specs[0]) for rev in args.rev] + specs
-    path = write(specs, args.output, args.store)
-    print(f"report written to {display_name(path.resolve())} ({path.stat().st_size / 1024:,.0f} KB)")
+    done = write(args.specs, args.output, args.store, args.rev)
+    print(f"report written to {display_name(done.path.resolve())} ({done.bytes / 1024:,.0f} KB)")
     return 0

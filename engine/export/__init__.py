@@ -36,14 +36,15 @@ class Exported:
     card: str
 
 
-def export(spec_path: str | Path, to: str | Path, fmt: str = "hf", stage: str = "train", *, overrides=(),
-           force: bool = False, gguf_type: str = "f16", store: str | Path | None = None, bar=None) -> Exported:
-    """Write `stage`'s model from the store to the folder `to` (see the module docstring)."""
+def export(plan, to: str | Path, fmt: str = "hf", stage: str = "train", *, spec_path: str | Path | None = None,
+           force: bool = False, gguf_type: str = "f16", bar=None) -> Exported:
+    """Write `stage`'s model from the store to the folder `to` (see the module docstring), from an
+    opened plan of the spec (engine.app.running.Plan); `spec_path` as the person named it, for messages."""
     from engine.export import card, source
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt}: formats are {', '.join(FORMATS)}")
-    found = source.locate(spec_path, list(overrides), stage, store)
+    found = source.locate(plan, stage, spec_path if spec_path is not None else plan.spec.path)
     target = Path(to).resolve()
     if target.exists() and (not target.is_dir() or any(target.iterdir())) and not force:
         raise UsageError(f"--to {to}: {'a file' if not target.is_dir() else 'a folder that is not empty'} is there; "

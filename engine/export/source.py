@@ -31,11 +31,13 @@ class Found:
     store: object  # engine.core.store.Store
 
 
-def locate(spec_path, overrides: list[str], stage: str, store) -> Found:
-    from engine.api import plan, spec_label
+def locate(p, stage: str, spec_path) -> Found:
+    """The entry of `stage` in an opened plan (engine.app.running.Plan) of the spec the person
+    named as `spec_path`, refused unless the stage is current."""
     from engine.core.plan import CACHED
+    from engine.core.record import spec_label
 
-    p = plan(spec_path, overrides, store=store)
+    overrides = p.overrides
     nodes = p.graph.nodes
     if stage not in nodes or nodes[stage].kind not in EXPORTABLE:
         choices = [name for name in p.graph.order if nodes[name].kind in EXPORTABLE]

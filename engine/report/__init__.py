@@ -9,7 +9,8 @@
     sheet.py    ABC tunes drawn as sheet music in the browser (vendored abcjs, inline only when needed)
     page.py     the page: inline styles, a section per spec
 
-It writes nothing but the page (and the store's digest cache, as `engine show` does).
+It writes nothing but the page; the specs come opened (engine/app/outputs.py opens them, as
+`engine compare` does).
 """
 from __future__ import annotations
 
@@ -17,17 +18,16 @@ import os
 from pathlib import Path
 
 
-def build(spec_paths: list[str | Path], store: str | Path | None = None) -> str:
-    """The report page for these specs, as HTML text."""
-    from engine.report.data import load
+def build(specs: list) -> str:
+    """The report page for these opened specs (engine.report.data.SpecData), as HTML text."""
     from engine.report.page import render
 
-    return render([load(path, store) for path in spec_paths])
+    return render(specs)
 
 
-def write(spec_paths: list[str | Path], output: str | Path, store: str | Path | None = None) -> Path:
+def write(specs: list, output: str | Path) -> Path:
     """Build the page and write it to `output` (whole or not at all); returns the path written."""
-    text = build(spec_paths, store)
+    text = build(specs)
     path = Path(output)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -72,22 +72,15 @@ class SpecData:
         return bool((self.record or {}).get("sweep"))
 
 
-def load(spec_path: str | Path, store: str | Path | None = None) -> SpecData:
-    """Load and resolve a spec (a path, or REV:path read from git), read its record and the status
-    of each node, as `engine diff` and `compare` weigh a side (engine/review/side.py)."""
-    from engine.api import spec_label
-    from engine.core.record import record_path
-    from engine.review.side import Context, open_side
-    from engine.review.sources import parse_source
+def from_side(side, store: Store) -> SpecData:
+    """What the page shows of one opened spec (engine/review/side.py: a path, or REV:path read
+    from git), weighed as `engine diff` and `compare` weigh a side."""
+    from engine.core.record import record_path, spec_label
 
-    source = parse_source(str(spec_path))
-    context = Context(source.path.parent, str(store) if store else None)
-    side = open_side(source, [], None, context)
-    context.save()
+    source = side.source
     label = source.label if source.rev else spec_label(side.spec)
     revision = f"{source.rev} ({_short_commit(source)})" if source.rev else None
-    return SpecData(side.spec, label, context.store, side.record, record_path(source.path), side.graph, side.statuses,
-                    revision)
+    return SpecData(side.spec, label, store, side.record, record_path(source.path), side.graph, side.statuses, revision)
 
 
 def _short_commit(source) -> str:

@@ -122,7 +122,7 @@ def _md(text: str) -> str:
     return "`" + text.replace("|", "\\|").replace("\n", "\\n").replace("`", "'") + "`"
 
 
-def terminal(a, b, changes: SpecChanges) -> None:
+def terminal(a, b, changes: SpecChanges, console=None) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -133,7 +133,7 @@ def terminal(a, b, changes: SpecChanges) -> None:
             out.add_column(column, overflow="fold")
         return out
 
-    console = Console(highlight=False)
+    console = console or Console(highlight=False)
     console.print(f"[bold]{escape(a.label)}[/] → [bold]{escape(b.label)}[/]")
     if changes.empty and changes.inputs_compared:
         console.print("[green]no change to the resolved spec or the files it reads[/]: every stage stays cached")

@@ -75,12 +75,11 @@ class Side:
 
 
 class Context:
-    """What every side of one command shares: the store and the digest caches."""
+    """What every side of one command shares: the store (opened by the caller, engine.app) and
+    the digest caches."""
 
-    def __init__(self, spec_root: Path, store_dir: str | None):
-        from engine.core.store import default_root
-
-        self.store = Store(Path(store_dir).resolve() if store_dir else default_root(spec_root))
+    def __init__(self, store: Store):
+        self.store = store
         self.digests = DigestCache(self.store.state_db)
         self.blobs = BlobDigests(self.store.state_db)
 
@@ -139,17 +138,12 @@ def open_side(source: SpecSource, overrides: list[str], name: str | None, contex
 def read_record(source: SpecSource, spec: Spec, overrides: list[str], store: Store) -> dict | None:
     """The record of this side: a --set run's own record from the store, else the record beside
     the spec, read from the same revision as the spec. None if there is none."""
-    from engine.core.record import override_record_path, record_path
+    from engine.core.record import record_file, record_path, record_problem
 
     if overrides:
-        from engine.api import spec_label
-
-        path = override_record_path(store.root, spec_label(spec), spec.name, overrides)
-        raw = _read(lambda p: p.read_bytes(), path)
-    else:
+        raw = _read(lambda p: p.read_bytes(), record_file(spec, overrides, store.root))
+    else:  # beside the spec as the source names it (read through git at a revision)
         raw = _read(source.reader() or (lambda p: p.read_bytes()), record_path(source.path))
-    from engine.core.record import record_problem
-
     try:
         record = json.loads(raw) if raw is not None else None
     except ValueError:

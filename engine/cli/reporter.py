@@ -1,4 +1,4 @@
-"""Console reporting: one line per stage event, live rich progress bars for long work.
+"""Console reporting of a run: one line per stage event, live rich progress bars for long work.
 
 Event lines are plain text (ANSI colour on a terminal), so a fully cached run does not pay for
 importing rich; rich is loaded when the first progress bar starts, and prints the lines while
@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any
 
-from engine.core.runner import Event
+from engine.app.running import Event
 
 _MARKS = {"started": "▶", "cached": "✓", "done": "✓", "failed": "✗", "skipped": "-", "log": " "}
 _COLOURS = {"started": "1;36", "cached": "32", "done": "1;32", "failed": "1;31", "skipped": "33", "log": "2",
