@@ -10,5 +10,5 @@
     loading      device choice, threads, quiet libraries, loading a trained model
 
 Nothing here imports torch, transformers or datasets at import time except callbacks, which only
-the training loop imports (inside `train`).
+the training loop imports (inside `fit`): `engine validate`, `plan` and a cached `run` stay light.
 """

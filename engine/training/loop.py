@@ -158,7 +158,7 @@ def trainer_arguments(ctx, plan: BatchPlan, has_validation: bool, ranks: Ranks, 
 @dataclass
 class Fitted:
     trainer: Any
-    output: Any  # Trainer.train's TrainOutput (None when stopped by SIGTERM before it returned)
+    output: Any  # Trainer.train's TrainOutput
     guard: Any  # callbacks.LossGuard: every optimizer step's loss
     progress: Any  # callbacks.Progress: tokens seen
     checkpoints: Any  # callbacks.Checkpoints: whether training was stopped
@@ -200,7 +200,6 @@ def fit(ctx, model, arguments: dict, dataset, collator, plan: BatchPlan, ranks: 
     if not guard.restore(resume):
         ctx.log(f"{resume.name} has no {LOSSES} (an older engine saved it): train_loss averages the steps after it only")
     started = time.time()
-    output = None
     try:
         with sigterm:
             try:
