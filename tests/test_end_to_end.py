@@ -274,3 +274,24 @@ def test_a_fine_tune_starts_from_another_specs_trained_model(project, capsys):
     assert nodes["model"]["facts"]["source"] == "train of pretrain.yaml"
     assert nodes["model"]["payload"]["upstream"]["source"] == nodes["pretrain:train"]["key"]
     assert math.isfinite(nodes["evaluate"]["metrics"]["loss"])
+
+
+def test_engine_generate_streams_a_cached_model_and_writes_nothing(project, tmp_path, capsys):
+    (project / "spec.yaml").write_text(spec_text(PATH_MODEL))
+    assert main(["generate", "spec.yaml", "INT. KITCHEN"]) == 2  # nothing trained yet: says what to run
+    assert "run `engine run spec.yaml --until train` first" in capsys.readouterr().err
+    assert main(["run", "spec.yaml", "--until", "train"]) == 0
+    record = (project / "spec.lock.json").read_text()
+    entries = sorted(p.name for p in (tmp_path / "store" / "store").glob("*/*"))
+    capsys.readouterr()
+    assert main(["generate", "spec.yaml", "INT. KITCHEN", "--max-new-tokens", "12"]) == 0
+    first = capsys.readouterr()
+    assert first.out.startswith("INT. KITCHEN") and len(first.out) > len("INT. KITCHEN\n")
+    assert "train " in first.err and "12 tokens" in first.err and "nothing written" in first.err
+    assert main(["generate", "spec.yaml", "INT. KITCHEN", "--max-new-tokens", "12"]) == 0
+    assert capsys.readouterr().out == first.out  # seeded: the spec's seed
+    assert main(["generate", "spec.yaml", "INT. KITCHEN", "--stage", "evaluate[baseline]", "--max-new-tokens", "4"]) == 2
+    assert main(["generate", "spec.yaml", "INT. KITCHEN", "--stage", "model", "--max-new-tokens", "4"]) == 0
+    assert "model " in capsys.readouterr().err
+    assert (project / "spec.lock.json").read_text() == record
+    assert sorted(p.name for p in (tmp_path / "store" / "store").glob("*/*")) == entries
