@@ -66,6 +66,11 @@ def resolve_spec(spec: Spec, registry: Registry | None = None):
     """The fine-tuning graph of a spec; for a sweep, its variants' graphs merged into one
     (engine/core/sweep_graph.py: each distinct stage once)."""
     registry = registry or default_registry()
+    problems = select_problems(spec)
+    if problems:
+        from engine.errors import SpecError
+
+        raise SpecError(problems)
     if not spec.variants:
         return _resolve_one(spec, registry, ())
     from engine.core.sweep_graph import merge_variants
@@ -141,6 +146,16 @@ def _referenced_spec(spec: Spec, chain: tuple) -> Spec:
     if stage == "train" and not ref.has("train"):
         raise problem(f"{spec.get('model.from')} has no train stage")
     return ref
+
+
+def select_problems(spec: Spec) -> list:
+    """What `generate.select` (of the spec and each sweep variant) cannot do with the spec's checks,
+    as located problems (engine/checks/selection.py); `engine validate` reports them too."""
+    if not any(one.has("generate.select") for one in (spec, *(v for _, _, v in spec.variants))):
+        return []  # the checks are imported only for a spec that selects
+    from engine.checks.selection import spec_problems
+
+    return spec_problems(spec)
 
 
 def _check_metric(spec: Spec, graph) -> None:

@@ -65,7 +65,7 @@ GOLDEN = {
     ("data", 2): "0baaa5fdd86712d954e34515f92c40ca620758bebe1092ff697bb6dc72e8a378",
     ("train", 1): "cb83d2786c116c1e30d223ec367b12d563d05b12e7061143bb384bd761cee08a",
     ("evaluate", 1): "dcaa9003a35b03937b95f2a9fc0ed54806f810db70f3deac1ceb35aeb1114cad",
-    ("generate", 1): "8457ece9397114c2da2b9d4bd37bdfac270056fa9258b0388d60da77fc05fdf1",
+    ("generate", 2): "9d47a5f8989f924029c0a12f53864691c70b3d5c8f3c91dfa46005de77e3a766",
 }
 
 

@@ -223,10 +223,12 @@ def run_lines(p: Plan, entries: dict) -> list[str]:
         for name in stage_headlines(p.spec, kind):
             if name == "samples":
                 continue
-            new = after.manifest.get("result", {}).get("metrics", {}).get(name)
+            metrics = after.manifest.get("result", {}).get("metrics", {})
+            new, real = metrics.get(name), (metrics.get("reference") or {}).get(name)  # real: the checks on held-out items
             old = before.manifest.get("result", {}).get("metrics", {}).get(name) if before else None
             if isinstance(new, (int, float)):
-                shown.append(f"{name} {old:.4g} -> {new:.4g}" if isinstance(old, (int, float)) else f"{name} {new:.4g}")
+                shown.append((f"{name} {old:.4g} -> {new:.4g}" if isinstance(old, (int, float)) else f"{name} {new:.4g}")
+                             + (f" (real {real:.4g})" if isinstance(real, (int, float)) else ""))
         if shown:
             lines.append(f"{kind}: " + "  ".join(shown) + ("  (before -> after fine-tuning)" if before else ""))
     samples = entries.get("generate")

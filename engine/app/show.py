@@ -1,19 +1,53 @@
 """`show`: the record of a spec's last run, weighed against the spec as it is now.
 
 Per recorded stage: its key, metrics and wall time, whether it is still the spec's result (and if
-not, why), and the folder a person opens of its output. The CLI renders it; `as_json()` is
+not, why), and the folder a person opens of its output; and each check's metrics before
+fine-tuning, after, and on held-out real items (`checks`). The CLI renders it; `as_json()` is
 `engine show --json`.
 """
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.app.experiment import Experiment, open_experiment
 from engine.app.review import Ranking, ranking
 from engine.core.status import CURRENT, NodeStatus, library_drift, summary
 from engine.errors import EngineError
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """A check's metric for one fine-tuned generate node: on the samples of the model before
+    fine-tuning (`generate[baseline]`), after it, and on held-out real items (`metrics.reference`);
+    None where there is no such number."""
+
+    node: str
+    metric: str
+    base: float | None
+    tuned: float | None
+    real: float | None
+
+
+def check_rows(record: dict) -> list[CheckRow]:
+    """Every check metric of each fine-tuned generate node that has reference metrics, in the
+    order the checks report them."""
+    nodes = record.get("nodes", {})
+    sweep = record.get("sweep")
+    pairs = ([(v["nodes"].get("generate"), v["nodes"].get("generate[baseline]")) for v in sweep["variants"]]
+             if sweep else [("generate", "generate[baseline]")])
+    number = lambda value: value if isinstance(value, (int, float)) and not isinstance(value, bool) else None  # noqa: E731
+    rows = []
+    for tuned, base in dict.fromkeys(pairs):
+        metrics = nodes.get(tuned, {}).get("metrics", {})
+        real = metrics.get("reference")
+        if not isinstance(real, dict):
+            continue
+        before = nodes.get(base, {}).get("metrics", {})
+        rows += [CheckRow(tuned, metric, number(before.get(metric)), number(value), number(real.get(metric)))
+                 for metric, value in metrics.items() if metric != "samples" and number(value) is not None]
+    return rows
 
 
 @dataclass
@@ -26,6 +60,7 @@ class Shown:
     not_run: list[str]  # stages of the spec the record does not have
     headlines: dict[str, tuple[str, ...] | None]  # per node, the metrics shown by default (None: all)
     ranking: Ranking | None  # a sweep's ranking
+    checks: list[CheckRow] = field(default_factory=list)  # base -> fine-tuned -> real, per check metric
 
     @property
     def current(self) -> bool:
@@ -80,4 +115,4 @@ def show(spec_path: str | Path, overrides: list[str] | tuple[str, ...] = (), sto
     nodes = sorted(record["nodes"].items(), key=lambda item: order.get(item[0], len(order)))
     ranked = ranking(record, statuses, e.graph) if e.graph.variants or record.get("sweep") else None
     return Shown(e, record, summary(statuses), statuses, nodes, [n for n in e.graph.order if n not in record["nodes"]],
-                 {name: stage_headlines(e.spec, node.get("kind", "")) for name, node in nodes}, ranked)
+                 {name: stage_headlines(e.spec, node.get("kind", "")) for name, node in nodes}, ranked, check_rows(record))

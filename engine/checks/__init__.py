@@ -1,10 +1,12 @@
 """Evaluators of generated samples (`generate.checks`), for creative work.
 
-Each check module has `VERSION` and `run(samples, context) -> dict` of metrics; `samples` are
-the rows of samples.jsonl (prompt, completion, token ids) and `context` gives the tokenizer, the
-training texts, the copy index and `out`, the stage's output folder, where a check may write
-files (the svg check's thumbnails). The generate stage's key holds `generate.checks` and each
-named check's VERSION, so changing how a check scores reruns it and nothing else.
+Each check module has `VERSION`, `METRICS` (the names `run` reports, so `generate.select.by` is
+checked when the spec is validated) and `run(samples, context) -> dict` of metrics; `samples` are
+the rows of samples.jsonl (prompt, completion, token ids) and `context` (context.py) gives the
+tokenizer, the training texts, the copy index and `out`, a folder where a check may write files
+(the svg check's thumbnails). The generate stage's key holds `generate.checks` and each named
+check's VERSION, so changing how a check scores reruns it and nothing else. scoring.py runs the
+checks over a set of samples or on each sample alone; reference.py on held-out real items.
 """
 from __future__ import annotations
 

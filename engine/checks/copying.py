@@ -31,6 +31,7 @@ Comparisons are on UTF-32-BE bytes, whose byte order is code point order.
 from __future__ import annotations
 
 VERSION = 3  # 3: characters, not tokens, by suffix array; passage and source. Bump when the same samples would score otherwise
+METRICS = ("copy_longest_chars_max", "copy_longest_chars_mean", "copy_share", "copy_threshold_chars")  # what run reports
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 VERSION = 1  # bump when the same samples would get other results
+METRICS = ("distinct_1", "distinct_2", "distinct_3")  # what run reports (generate.select.by may name one)
 
 
 def distinct_n(sequences: list[list[int]], n: int) -> float:

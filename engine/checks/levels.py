@@ -16,6 +16,7 @@ column cut by the token limit and is ignored; anything else on a line is judged.
 from __future__ import annotations
 
 VERSION = 2  # (2: at least 8 new columns; garbage on the last line counts) bump when the same samples would get other results
+METRICS = ("level_well_formed_rate", "level_playable_rate")  # what run reports (generate.select.by may name one)
 
 from collections import deque
 

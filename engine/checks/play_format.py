@@ -11,6 +11,7 @@ Reported: the share of samples that follow it, and the mean number of speech lin
 from __future__ import annotations
 
 VERSION = 2  # bump when the same samples would get other results (2: dialogue of 2+ turns, line length)
+METRICS = ("play_format_rate", "play_lines_per_turn")  # what run reports (generate.select.by may name one)
 
 import re
 

@@ -23,9 +23,11 @@ render). Each rendered sample's picture is saved in the generate stage's output 
 from __future__ import annotations
 
 VERSION = 1  # bump when the same samples would get other results
+METRICS = ("svg_parse_rate", "svg_render_rate", "svg_elements", "svg_colours", "svg_nearest_distance", "svg_copy_rate")
 
 import re
 import xml.etree.ElementTree as ET
+from functools import lru_cache
 
 THUMBNAIL = 128
 DISTANCE_SIZE = 32
@@ -141,6 +143,12 @@ def reference(texts: list[str]):
     return (np.stack(pictures) if pictures else np.zeros((0, DISTANCE_SIZE * DISTANCE_SIZE * 3), np.float32)), names
 
 
+@lru_cache(maxsize=1)
+def _reference_of(texts: tuple[str, ...]):
+    """`reference` of the same training texts once: a sample scored alone (generate.select) calls `run` per sample."""
+    return reference(list(texts))
+
+
 def judge(text: str, pictures=None, names=()) -> tuple[dict, object]:
     """One sample's results (see the module docstring) and its picture (None unless it renders)."""
     root = parse(document(text))
@@ -161,13 +169,13 @@ def judge(text: str, pictures=None, names=()) -> tuple[dict, object]:
 
 
 def run(samples: list[dict], context) -> dict:
-    pictures, names = reference(context.training_texts())
+    pictures, names = _reference_of(tuple(context.training_texts()))
     thumbnails = context.out / "thumbnails"
     results = []
     for sample in samples:
         result, image = judge(sample["prompt"] + sample["completion"], pictures, names)
         if image is not None:
-            thumbnails.mkdir(exist_ok=True)
+            thumbnails.mkdir(parents=True, exist_ok=True)
             _on_white(image).save(thumbnails / f"{sample['prompt_index']}-{sample['sample']}.png", optimize=True)
             result["thumbnail"] = f"thumbnails/{sample['prompt_index']}-{sample['sample']}.png"
         sample["svg"] = result

@@ -190,9 +190,29 @@ def show(args) -> int:
     for name, node in shown.nodes:
         if "per_class" in node["metrics"]:
             console.print(_class_table(name, node["metrics"]))
+    checks = [row for row in shown.checks if args.all or row.metric in (shown.headlines.get(row.node) or ())]
+    if checks:
+        console.print(_checks_table(checks))
     if shown.ranking is not None:
         shown.ranking.print(console)
     return 0
+
+
+def _checks_table(rows):
+    """Each check's metric before fine-tuning, after, and on held-out real items (its reference)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    several = len({row.node for row in rows}) > 1
+    table = Table(title="checks: base -> fine-tuned -> real (held-out items of the data)", title_justify="left",
+                  header_style="bold", box=None)
+    for column in (["node"] if several else []) + ["metric", "base", "fine-tuned", "real"]:
+        table.add_column(column, justify="left" if column in ("node", "metric") else "right")
+    shown = lambda value: "-" if value is None else f"{value:.4g}"  # noqa: E731
+    for row in rows:
+        table.add_row(*([escape(row.node)] if several else []), escape(row.metric), shown(row.base), shown(row.tuned),
+                      shown(row.real))
+    return table
 
 
 def _class_table(name: str, metrics: dict):

@@ -98,9 +98,10 @@ def log_history(out: Path | None) -> list[dict] | None:
     return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else None
 
 
-def samples(out: Path | None) -> list[dict] | None:
-    """The rows of a generate entry's samples.jsonl (a line that is not a JSON object is skipped), or None."""
-    path = out / "samples.jsonl" if out else None
+def samples(out: Path | None, name: str = "samples.jsonl") -> list[dict] | None:
+    """The rows of a generate entry's samples.jsonl (or candidates.jsonl: `name`; a line that is not a
+    JSON object is skipped), or None."""
+    path = out / name if out else None
     if path is None or not path.is_file():
         return None
     rows = []

@@ -5,7 +5,8 @@ preformatted text with each sample's check results under it. The passage a sampl
 the training data (`copy_passage`, shortened to its first characters in samples.jsonl; its full
 length is `copy_span`) is highlighted where it starts in the completion. Level samples are also
 drawn as tiles, ABC tunes as sheet music (in the browser, sheet.py) with their text, and SVG
-drawings as the `svg` check's thumbnails (pictures.py) above their text. A sweep
+drawings as the `svg` check's thumbnails (pictures.py) above their text. With `generate.select`,
+the candidates it did not keep follow each prompt, folded, with their scores. A sweep
 shows each variant in a folded section, the best one open.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from engine.report.tiles import legend, level_svg
 
 MAX_PER_PROMPT = 16
 LEVEL, TUNE = "level", "tune"  # how a sample is drawn besides its text
-NOT_CHECKS = {"prompt_index", "sample", "prompt", "completion", "completion_ids", "copy_passage"}
+NOT_CHECKS = {"prompt_index", "sample", "candidate", "prompt", "completion", "completion_ids", "copy_passage"}
 
 
 def samples_section(data: SpecData, best: str | None = None) -> Html:
@@ -54,6 +55,7 @@ def side_by_side(data: SpecData, baseline: str | None, tuned: str, drawing: str 
     sides = [(name, heading) for name, heading in ((baseline, "before fine-tuning"), (tuned, "fine-tuned")) if name]
     rows = {name: _rows(data, name) for name, _ in sides}
     outs = {name: data.out(name) for name, _ in sides}  # a drawing's thumbnail is read from there
+    candidates = {name: samples(outs[name], "candidates.jsonl") or [] for name, _ in sides}
     columns = len(sides)
     head = join(tag("div", join([tag("strong", heading), ": ", tag("code", name), _state(data, name)]), class_="side-head")
                 for name, heading in sides)
@@ -78,7 +80,24 @@ def side_by_side(data: SpecData, baseline: str | None, tuned: str, drawing: str 
             body.append(tag("div", join(cells), class_=f"grid cols{columns}"))
         if count > MAX_PER_PROMPT:
             body.append(tag("p", f"{count - MAX_PER_PROMPT} more samples of this prompt in samples.jsonl", class_="note"))
+        body.append(rejected(candidates, sides, index))
     return join(body)
+
+
+def rejected(candidates: dict[str, list[dict]], sides: list[tuple[str, str]], index: int) -> Html:
+    """Per side, the candidates `generate.select` did not keep for prompt `index`: folded, each
+    with its text and its scores."""
+    parts = []
+    for name, heading in sides:
+        rows = [r for r in candidates[name] if _int(r.get("prompt_index")) == index and not r.get("kept")]
+        cells = [tag("div", join([tag("p", f"candidate {row.get('candidate', '?')}", class_="sample-head"),
+                                  tag("pre", str(row.get("completion", ""))),
+                                  checks(row["scores"]) if isinstance(row.get("scores"), dict) else ""]), class_="cell")
+                 for row in rows[:MAX_PER_PROMPT]]
+        if cells:
+            summary = f"{len(rows)} rejected candidate{'s' if len(rows) != 1 else ''} ({heading}, candidates.jsonl)"
+            parts.append(tag("details", join([tag("summary", summary), *cells]), class_="rejected"))
+    return join(parts)
 
 
 def _rows(data: SpecData, name: str) -> list[dict] | str:
@@ -101,7 +120,8 @@ def _int(value) -> int:
 def _cell(row: dict, drawing: str | None, out: Path | None = None) -> Html:
     text = completion(row)
     prompt, raw = str(row.get("prompt", "")), str(row.get("completion", ""))
-    parts = [tag("p", f"sample {row.get('sample', '?')}", class_="sample-head"), thumbnail(row, out)]
+    head = f"sample {row.get('sample', '?')}" + (f" (candidate {row['candidate']})" if "candidate" in row else "")
+    parts = [tag("p", head, class_="sample-head"), thumbnail(row, out)]
     if drawing == LEVEL:
         parts.append(tag("div", level_svg(prompt, raw), class_="level-box"))
         parts.append(tag("details", join([tag("summary", "text"), tag("pre", text)])))

@@ -56,8 +56,8 @@ def stage_nodes(variants: list[Variant], stage: str) -> tuple[list[str], list[st
 
 
 def before_after(data: SpecData, baselines: list[str], tuned: list[str]) -> Html:
-    """Rows: the baseline nodes, then the fine-tuned ones (and their `change` when there is one of each);
-    columns: their scalar metrics."""
+    """Rows: the baseline nodes, then the fine-tuned ones (and their `change` when there is one of each),
+    then `real`, the checks on held-out real items (`metrics.reference`); columns: their scalar metrics."""
     nodes = baselines + tuned
     present = [n for n in nodes if n in data.nodes]
     names = list(dict.fromkeys(m for n in present for m, v in data.nodes[n]["metrics"].items() if _scalar(v)))
@@ -72,7 +72,20 @@ def before_after(data: SpecData, baselines: list[str], tuned: list[str]) -> Html
         before, after = (data.nodes[n]["metrics"] for n in nodes)
         rows.append(["change", "", *(_change(before.get(m), after.get(m)) for m in names)])
         classes.append("change")
+    for real in _references(data, tuned):  # the checks on held-out real items: base -> fine-tuned -> real
+        rows.append(["real", "held-out items", *(number(real[m]) if _scalar(real.get(m)) else "-" for m in names)])
+        classes.append(None)
     return tag("div", table(headers, rows, "metrics", classes), class_="scroll")
+
+
+def _references(data: SpecData, nodes: list[str]) -> list[dict]:
+    """The distinct `metrics.reference` of these nodes (a sweep's variants share their data's)."""
+    found = [data.nodes.get(n, {}).get("metrics", {}).get("reference") for n in nodes]
+    unique: dict[str, dict] = {}
+    for real in found:
+        if isinstance(real, dict):
+            unique.setdefault(repr(sorted(real.items())), real)
+    return list(unique.values())
 
 
 def _scalar(value) -> bool:
@@ -163,7 +176,9 @@ def _headline_cell(data: SpecData, variant: Variant, stage: str, metric: str) ->
     if after is None:
         return "-"
     before = _current(data, variant.nodes.get(f"{stage}[baseline]"), metric)
-    return f"{number(before)} → {number(after)}" if _scalar(before) else number(after)
+    real = data.nodes.get(variant.nodes.get(stage), {}).get("metrics", {}).get("reference", {}).get(metric)
+    shown = f"{number(before)} → {number(after)}" if _scalar(before) else number(after)
+    return shown + (f" (real {number(real)})" if _scalar(real) else "")
 
 
 def _current(data: SpecData, name: str | None, metric: str):

@@ -91,7 +91,7 @@ def metric_names(*sides) -> list[tuple[str, str]]:
     seen: dict[tuple[str, str], None] = {}
     for side in sides:
         for node, (_, metrics) in side.evidence().items():
-            for metric in sorted(metrics):
+            for metric in sorted(m for m, v in metrics.items() if isinstance(v, (int, float))):  # not per_class, reference
                 seen.setdefault((node, metric))
     order = {name: i for side in reversed(sides) for i, name in enumerate(side.graph.order)}
     return sorted(seen, key=lambda nm: (order.get(nm[0], len(order)), nm[0], nm[1]))

@@ -1,12 +1,15 @@
 """Generate stage: seeded samples from the trained model, written to samples.jsonl.
 
-Seeded per prompt, so the cached samples are exactly what a rerun would produce.
+Seeded per prompt, so the cached samples are exactly what a rerun would produce. With
+`generate.checks`, the checks judge the samples and, as `metrics.reference`, held-out real items
+of the data (engine/checks/reference.py); with `generate.select`, more candidates are sampled and
+the best by a check's metric kept (engine/checks/selection.py, candidates.jsonl).
 """
 from __future__ import annotations
 
 import json
 
-VERSION = 1
+VERSION = 2  # 2: metrics.reference, the checks on held-out real items
 LIBRARIES = ("torch", "transformers", "peft")
 ROLES = ("weights", "model", "data", "copy-index")  # input roles a pipeline may bind (engine/pipeline.py)
 PRODUCES = ("samples.jsonl", "metrics.json")  # what out/ holds; the first that exists is what `engine show` points at
@@ -20,6 +23,8 @@ def reads(spec) -> tuple[str, ...]:
         fields += ("data.chat_template",)
     if any(isinstance(prompt, dict) for prompt in spec.get("generate.prompts")):
         fields += ("data.prompt",)
+    if spec.has("generate.select"):
+        fields += ("generate.select",)
     return fields + (() if spec.has("generate.seed") else ("seed",))  # `baseline` only adds a node
 
 
@@ -52,7 +57,8 @@ def run(ctx) -> dict:
                 "repetition_penalty": params["repetition_penalty"], "pad_token_id": tokenizer.pad_token_id}
     if not greedy:
         settings.update(temperature=params["temperature"], top_p=params["top_p"], top_k=params["top_k"] or None)
-    count = params["samples_per_prompt"]
+    select = params.get("select")
+    count = select["candidates"] if select else params["samples_per_prompt"]
     prompts = prompt_texts(params["prompts"], ctx.params.get("data", {}), tokenizer, params.get("chat", False))
     bar = ctx.bar(len(prompts) * count, "generating")
     rows = []
@@ -74,15 +80,29 @@ def run(ctx) -> dict:
                              **({"fields": dict(asked)} if isinstance(asked, dict) else {})})
                 bar.advance(1)
     bar.close()
+    context = check_context(ctx, tokenizer)
+    if select:
+        from engine.checks.selection import choose, write_candidates
+
+        rows, candidates = choose(rows, params["samples_per_prompt"], select, params["checks"],
+                                  context.writing_to(ctx.out / "candidates"), ctx.log)
+        write_candidates(ctx.out / "candidates.jsonl", candidates)
     metrics: dict = {"samples": len(rows)}
+    facts: dict = {}
     if params["checks"]:
-        metrics.update(run_checks(ctx, rows, tokenizer))
+        from engine.checks.reference import reference_metrics
+        from engine.checks.scoring import run_all
+
+        metrics.update(run_all(params["checks"], rows, context, ctx.log))
+        reference, facts["reference"] = reference_metrics(params["checks"], len(rows), context, seed, ctx.log)
+        if reference:
+            metrics["reference"] = reference
         (ctx.out / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True), encoding="utf-8")
     with open(ctx.out / "samples.jsonl", "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     ctx.log(f"{len(rows)} samples; first: {rows[0]['completion'][:120]!r}")
-    return {"metrics": metrics}
+    return {"metrics": metrics, "facts": facts}
 
 
 def whole_characters(tokenizer, ids: list[int]) -> tuple[str, list[int]]:
@@ -121,34 +141,9 @@ def prompt_texts(prompts: list, data: dict, tokenizer, chat: bool) -> list[str]:
     return texts
 
 
-class CheckContext:
-    """What checks may read besides the samples: the training data and the copy index."""
+def check_context(ctx, tokenizer):
+    """What the checks read besides the samples (engine/checks/context.py); files they write go to out/."""
+    from engine.checks.context import CheckContext
 
-    def __init__(self, ctx, tokenizer):
-        self.ctx, self.tokenizer = ctx, tokenizer
-        self.copy_span = ctx.params["generate"]["copy_span"]
-        self.out = ctx.out  # where a check may write files of its own (the svg check's thumbnails)
-
-    def copy_index(self):
-        from engine.checks.copying import Index
-
-        return Index(self.ctx.inputs["copy-index"])
-
-    def training_texts(self) -> list[str]:
-        """The texts of the training split, as the data stage tokenized them."""
-        from engine.training.loading import training_documents
-
-        documents = training_documents(self.ctx.inputs["data"], self.tokenizer.eos_token_id)
-        return [text for text in (self.tokenizer.decode(doc, skip_special_tokens=True) for doc in documents) if text.strip()]
-
-
-def run_checks(ctx, rows: list[dict], tokenizer) -> dict:
-    from engine.checks import CHECKS
-
-    context = CheckContext(ctx, tokenizer)
-    metrics: dict = {}
-    for name in ctx.params["generate"]["checks"]:
-        results = CHECKS[name].run(rows, context)
-        metrics.update(results)
-        ctx.log(f"check {name}: " + "  ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in results.items()))
-    return metrics
+    return CheckContext(tokenizer, ctx.inputs.get("data"), ctx.inputs.get("copy-index"),
+                        ctx.params["generate"]["copy_span"], ctx.out)
