@@ -21,9 +21,12 @@ VERSION = 6  # (2: several tunes judged by the first; 3: 3+ bars, 60 reference t
 import math
 import random
 import re
+from functools import lru_cache
 
 from engine.checks import abc_bars
 
+METRICS = ("abc_parse_rate", "abc_header_rate", "abc_complete_bars_rate", "abc_pitch_entropy",
+           "abc_corpus_pitch_entropy", "abc_follows_rate")  # what run reports (generate.select.by may name one)
 REQUIRED = ("X", "M", "L", "K")
 REFERENCE_TUNES = 60  # parsing costs ~0.3 s a tune; 60 tunes give a few thousand notes
 
@@ -92,6 +95,15 @@ def follows(text: str, asked: dict) -> bool:
                for field, name in (("M", "meter"), ("K", "key")) if name in asked)
 
 
+@lru_cache(maxsize=4)
+def corpus_entropy(training_texts: tuple[str, ...]) -> float:
+    """The pitch-class entropy of 60 training tunes drawn with a fixed seed; parsing them takes
+    about 18 s, so it is done once per training set (`generate.select` scores one sample at a time)."""
+    tunes = [t.strip() for text in training_texts for t in re.split(r"(?m)^(?=X:)", text.strip()) if t.startswith("X:")]
+    reference = random.Random(0).sample(tunes, min(REFERENCE_TUNES, len(tunes)))
+    return entropy([c for t in reference for c in check_tune(t)["pitch_classes"]])
+
+
 def run(samples: list[dict], context) -> dict:
     texts = [tune_text(s["prompt"] + s["completion"]) for s in samples]
     results = [check_tune(text) for text in texts]
@@ -100,14 +112,10 @@ def run(samples: list[dict], context) -> dict:
         sample["abc"] = {k: v for k, v in result.items() if k != "pitch_classes"}
         if {"meter", "key"} & set(fields):
             sample["abc"]["follows"] = follows(text, fields)
-    tunes = [t.strip() for text in context.training_texts() for t in re.split(r"(?m)^(?=X:)", text.strip())
-             if t.startswith("X:")]
-    reference = random.Random(0).sample(tunes, min(REFERENCE_TUNES, len(tunes)))
-    corpus_classes = [c for t in reference for c in check_tune(t)["pitch_classes"]]
     share = lambda key: sum(r[key] for r in results) / len(results) if results else 0.0  # noqa: E731
     return {"abc_parse_rate": share("parses"), "abc_header_rate": share("has_headers"),
             "abc_complete_bars_rate": share("complete_bars"),
             "abc_pitch_entropy": entropy([c for r in results for c in r["pitch_classes"]]),
-            "abc_corpus_pitch_entropy": entropy(corpus_classes),
+            "abc_corpus_pitch_entropy": corpus_entropy(tuple(context.training_texts())),
             **({"abc_follows_rate": sum(s["abc"]["follows"] for s in judged) / len(judged)}
                if (judged := [s for s in samples if "follows" in s["abc"]]) else {})}
