@@ -183,6 +183,26 @@ def test_gc_stops_on_a_record_it_cannot_read(project, fakes):
     assert len(cache.ls()[1]) == 5
 
 
+def test_gc_keeps_what_the_history_names_and_says_so_before_removing(project, fakes, tmp_path):
+    from projects import git
+
+    git(project, "checkout", "-q", "-b", "main")
+    _run()
+    git(project, "add", "-A"), git(project, "commit", "-qm", "first")
+    _edit(project, "learning_rate: 5.0e-5", "learning_rate: 1.0e-4")
+    _run()
+    git(project, "add", "-A"), git(project, "commit", "-qm", "second")
+    told = []
+    kept = cache.gc(records=["."], grace=0, on_keep=lambda found: told.append((found.kept, list(found.removed))))
+    assert told == [(8, [])] and kept.removed == []  # told before anything went
+    [history] = kept.history
+    assert (history.tips, history.branch, history.recent, history.records) == (["main"], "main", 2, 2)
+    assert kept.referenced == 8 and kept.outside_git == []
+    dropped = cache.gc(records=["."], grace=0, keep_commits=0, dry_run=True)
+    assert sorted(r.stage for r in dropped.removed) == ["evaluate", "generate", "train"] and dropped.kept == 5
+    assert cache.gc(records=["."], grace=0, all_commits=True, dry_run=True).history[0].every == 2
+
+
 def test_verify_moves_a_damaged_entry_aside_and_notes_a_changed_input(project, fakes, tmp_path):
     _run()
     key = entries(tmp_path / "store")["generate"]

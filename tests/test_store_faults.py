@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 
@@ -14,7 +15,7 @@ import pytest
 
 from engine.cli import main
 from engine.core.store import Store
-from projects import engine, entries, ran
+from projects import engine, entries, plan_json, ran
 
 
 def wait_for_line(stream, text: str, timeout: float = 30) -> str:
@@ -42,7 +43,8 @@ def test_gc_from_a_subfolder_keeps_everything_the_project_references(project, tm
     capsys.readouterr()
     assert main(["cache", "gc", "--grace", "0"]) == 0
     out = capsys.readouterr().out
-    assert "3 records reference" in out and "0 entries" in out
+    assert "keeping entries named by records in the working tree (3: " in out and ": 11 entries" in out
+    assert "0 entries, 0 B freed" in out
     assert sorted(p.name for p in (tmp_path / "store").glob("*/*")) == before
     (project / "specs" / "y.lock.json").unlink()  # y's own stages are now unreferenced
     assert main(["cache", "gc", "--dry-run", "--grace", "0"]) == 0
@@ -157,6 +159,78 @@ def test_a_manifest_with_missing_or_mistyped_fields_counts_as_damaged(project, t
     assert main(["cache", "ls"]) == 0 and main(["cache", "verify"]) == 0
 
 
+def entry_dir(store_root, key):
+    return store_root / "store" / key[:2] / key
+
+
+def test_cache_verify_hashes_trained_weights_whatever_their_stamp(project, tmp_path, capsys, fakes, monkeypatch):
+    monkeypatch.setenv("FAKE_BIG", "train=65536")  # the train entry holds a weights file
+    assert main(["run", "specs/x.yaml"]) == 0
+    key = entries(tmp_path / "store")["train"]
+    weights = entry_dir(tmp_path / "store", key) / "out" / "weights.bin"
+    st = weights.stat()
+    data = bytearray(weights.read_bytes())
+    data[40000] ^= 1  # one byte in the middle, same size
+    weights.write_bytes(bytes(data))
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the stat stamp put back
+    capsys.readouterr()
+    assert main(["cache", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert f"damaged {key[:12]} scenes/train: weights.bin: content differs from manifest" in out
+    assert "train" not in entries(tmp_path / "store")  # moved aside, so the next run rebuilds it
+    ran(fakes)
+    assert main(["run", "specs/x.yaml"]) == 0
+    assert ran(fakes) == ["train"]  # evaluate and generate are keyed by train's key: still hits
+
+
+def _cut_short(manifest):
+    manifest.write_text(manifest.read_text()[:-40])
+
+
+def _drop_result(manifest):
+    manifest.write_text(json.dumps({k: v for k, v in json.loads(manifest.read_text()).items() if k != "result"}))
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (_cut_short, "its manifest is not valid JSON (cut short?)"),
+    (_drop_result, "its manifest has no result"),  # plan reads the model's tokenizer digest from it
+    (lambda manifest: manifest.unlink(), "its manifest is missing"),
+    (lambda manifest: manifest.write_bytes(b"\xff\xfe{}"), "its manifest is unreadable (UnicodeDecodeError)"),
+])
+def test_a_malformed_manifest_is_reported_moved_aside_and_rebuilt(project, tmp_path, capsys, fakes, damage, problem):
+    assert main(["run", "specs/x.yaml"]) == 0
+    key = entries(tmp_path / "store")["model"]
+    damage(entry_dir(tmp_path / "store", key) / "manifest.json")
+    steps = plan_json(capsys)  # a miss with its reason, never a KeyError
+    assert steps["model"]["action"] == "run" and steps["model"]["why"][0] == f"cached output is damaged ({problem}); rebuilding"
+    assert main(["cache", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert f"damaged {key[:12]} ?/?: {problem} (moved to " in out and "verified 5 entries: 4 ok, 1 damaged" in out
+    [aside] = (tmp_path / "store" / "corrupt").iterdir()
+    assert aside.name.startswith(key) and (aside / "REASON").read_text() == problem + "\n"
+    assert not entry_dir(tmp_path / "store", key).exists()
+    ran(fakes)
+    assert main(["run", "specs/x.yaml"]) == 0
+    assert ran(fakes) == ["model"]  # the same tokenizer digest: data and the rest are still hits
+    assert main(["cache", "verify"]) == 0
+
+
+def test_an_entry_whose_manifest_names_another_key_is_refused(project, tmp_path, capsys, fakes):
+    assert main(["run", "specs/x.yaml"]) == 0
+    keys = entries(tmp_path / "store")
+    store = tmp_path / "store"
+    shutil.rmtree(entry_dir(store, keys["generate"]))
+    shutil.copytree(entry_dir(store, keys["evaluate"]), entry_dir(store, keys["generate"]))  # whole, but not generate's
+    assert plan_json(capsys)["generate"]["why"][0] == "cached output is damaged (its manifest names another key); rebuilding"
+    assert main(["cache", "verify"]) == 1
+    assert f"damaged {keys['generate'][:12]} ?/?: its manifest names another key" in capsys.readouterr().out
+    shutil.copytree(entry_dir(store, keys["evaluate"]), entry_dir(store, keys["generate"]))  # planted again
+    ran(fakes)
+    assert main(["run", "specs/x.yaml"]) == 0
+    assert ran(fakes) == ["generate"]
+    assert json.loads((entry_dir(store, keys["generate"]) / "manifest.json").read_text())["node"] == "generate"
+
+
 def test_a_planted_lock_symlink_is_refused(project, tmp_path, capsys):
     assert main(["plan", "specs/x.yaml", "--json"]) == 0
     key = json.loads(capsys.readouterr().out)[0]["key"]
@@ -181,14 +255,35 @@ def test_a_run_waiting_on_another_runs_lock_says_what_it_waits_for(project, tmp_
     assert "built meanwhile by another run" in out + err
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    mount = tmp_path / "tiny"
+def tmpfs(mount, size: str):
+    """Mount a tmpfs of `size` at `mount` (a new folder), or skip the test where that needs root."""
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    yield from tmpfs(tmp_path / "tiny", "256k")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    yield from tmpfs(tmp_path / "small", "64m")
+
+
+def fill_disk(folder) -> None:
+    """Write into `folder` until its disk is full."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        while os.write(fd, b"\0" * 65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def test_disk_full_says_so_and_commits_nothing(project, tiny_disk, monkeypatch):
@@ -199,6 +294,27 @@ def test_disk_full_says_so_and_commits_nothing(project, tiny_disk, monkeypatch):
     assert "disk full" in err and "MB free now" in err and "Traceback" not in out + err
     assert "train" not in entries(store)
     assert not [p for p in (store / "tmp").iterdir() if p.name.startswith(entries(store).get("train", "-"))]
+
+
+def test_disk_full_while_a_checkpoint_is_saved_says_so(scenes_project, small_disk, capsys, monkeypatch):
+    from transformers import Trainer
+
+    from tiny import write_spec
+
+    real = Trainer._save_optimizer_and_scheduler
+
+    def save(self, output_dir):  # the weights of the checkpoint are written; then the disk is full
+        fill_disk(small_disk)
+        return real(self, output_dir)  # torch.save: "[enforce fail at inline_container.cc] . unexpected pos"
+
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", save)
+    write_spec(scenes_project, max_steps=4, save_every=2)
+    store = small_disk / "store"
+    assert main(["run", "spec.yaml", "--until", "train", "--store", str(store)]) == 1
+    err = capsys.readouterr().err
+    assert "disk full" in err and "MB free now" in err and f"the store at {store}" in err
+    assert "unexpected pos" not in err and "Traceback" not in err
+    assert sorted(entries(store)) == ["data", "model"]
 
 
 def test_an_unreadable_input_is_a_clear_error(project, capsys):

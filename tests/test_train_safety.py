@@ -190,6 +190,23 @@ def test_out_of_memory_suggests_smaller_batches(error, project, tmp_path, monkey
     assert stored_nodes(tmp_path / "store") == ["data", "model"]
 
 
+def test_out_of_memory_on_the_cpu_names_the_settings(project, tmp_path, monkeypatch, capsys):
+    import torch
+    from transformers import Trainer
+
+    def training_step(self, *args, **kwargs):  # the CPU allocator's own error, which never says "out of memory"
+        return torch.empty(1 << 60, dtype=torch.uint8)
+
+    monkeypatch.setattr(Trainer, "training_step", training_step)
+    write_spec(project)
+    assert main(["run", "spec.yaml", "--until", "train"]) == 1
+    err = capsys.readouterr().err
+    assert "out of memory while training on cpu with train.batch_size 4 ([enforce fail at alloc_cpu.cpp" in err
+    assert "DefaultCPUAllocator" in err and "train.batch_size 2 with train.gradient_accumulation 2" in err
+    assert "Traceback" not in err
+    assert stored_nodes(tmp_path / "store") == ["data", "model"]
+
+
 # -- 6. pickled weights are refused unless the operator opts in -------------------------------------
 
 @pytest.fixture

@@ -2,8 +2,12 @@
 whether what is there is sound. Each returns what it found; the CLI prints it.
 
 gc's policy, in order: an entry any record of the project names stays (unless unused for
-`older_than` days); one younger than `grace` hours stays (a running build's fresh outputs have no
-record yet); one a running build holds stays (`Store.claim` never waits); the rest go.
+`older_than` days): a record in the working tree (or of a `--set` run, in the store), or one
+committed at a local branch tip or in the last `keep_commits` commits of the current branch (every
+commit with `all_commits`; engine/core/record_history.py reads them from git), so that checking
+out a recent commit or another branch finds its outputs; one younger than `grace` hours stays (a
+running build's fresh outputs have no record yet); one a running build holds stays
+(`Store.claim` never waits); the rest go.
 """
 from __future__ import annotations
 
@@ -11,17 +15,19 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from engine.errors import EngineError, UsageError
 
 if TYPE_CHECKING:  # the CLI reads GRACE_HOURS while it builds its parser: nothing else is loaded then
+    from engine.core.record_history import History
     from engine.core.store import Entry, Store
 
-__all__ = ["GRACE_HOURS", "Listed", "Removal", "Collected", "Damaged", "Verified", "ls", "gc", "verify",
+__all__ = ["GRACE_HOURS", "KEEP_COMMITS", "Listed", "Removal", "Collected", "Damaged", "Verified", "ls", "gc", "verify",
            "project_records", "read_records"]
 
 GRACE_HOURS = 1.0
+KEEP_COMMITS = 10  # the current branch's commits whose records keep their entries (DVC keeps only the workspace's)
 SKIP_DIRS = {".engine", ".venv", "venv", "node_modules", ".git", "__pycache__", ".tox"}
 NOT_FILES = ("package ", "hub ", "builtin ", "check ", "corpus ")  # labels of inputs identified by a version, not a file
 
@@ -108,9 +114,14 @@ class Removal:
 class Collected:
     """What `cache gc` removed (or would remove, with `dry_run`) and what it kept and why."""
 
-    records: list[Path]  # the record files read
-    referenced: int  # entries they name
+    records: list[Path]  # the record files of the working tree (and of --set runs) read
+    referenced: int  # entries named by those and by the records of the history kept
     removed: list[Removal] = field(default_factory=list)
+    history: list[History] = field(default_factory=list)  # per git repository holding a record folder
+    outside_git: list[Path] = field(default_factory=list)  # record folders in no git repository: no history
+    keep_commits: int = KEEP_COMMITS
+    all_commits: bool = False
+    kept: int = 0  # entries of the store that stay because a record names them
     kept_young: int = 0  # unreferenced but younger than the grace period
     kept_busy: int = 0  # held by a running build
     dry_run: bool = False
@@ -122,11 +133,13 @@ class Collected:
 
 
 def gc(store: str | Path | None = None, *, older_than: float | None = None, records: list[str | Path] | None = None,
-       grace: float = GRACE_HOURS, dry_run: bool = False) -> Collected:
+       grace: float = GRACE_HOURS, dry_run: bool = False, keep_commits: int = KEEP_COMMITS, all_commits: bool = False,
+       on_keep: Callable[[Collected], None] | None = None) -> Collected:
     """Remove the entries no record of the project references (and, with `older_than`, those
     unused for that many days); see the module docstring for what always stays. Refuses a store
     that is not the project's own unless `records` names every folder whose records keep entries,
-    and stops without removing anything when a record cannot be read."""
+    and stops without removing anything when a record of the working tree cannot be read.
+    `on_keep(collected)` is called with what is kept before anything is removed."""
     from engine.app.experiment import open_store
 
     from engine.core.project import project_root
@@ -142,10 +155,20 @@ def gc(store: str | Path | None = None, *, older_than: float | None = None, reco
     if unreadable:  # removing what an unreadable record names would lose work: stop instead
         raise EngineError("cannot read these records, so their entries cannot be told apart; nothing was removed:\n  "
                           + "\n  ".join(unreadable) + "\nFix or delete them and run gc again.")
+    if keep_commits < 0:
+        raise UsageError(f"--keep-commits {keep_commits}: give 0 or more commits")
     referenced = {n["key"] for record in found.values() for n in record["nodes"].values()}
-    out = Collected(paths, len(referenced), dry_run=dry_run, grace=grace)
+    history, outside = record_histories(records, keep_commits, all_commits)
+    for repository in history:
+        referenced |= repository.keys
+    out = Collected(paths, len(referenced), dry_run=dry_run, grace=grace, history=history, outside_git=outside,
+                    keep_commits=keep_commits, all_commits=all_commits)
+    present = list(the_store.entries())
+    out.kept = sum(1 for entry in present if entry.key in referenced)
+    if on_keep is not None:
+        on_keep(out)
     now = time.time()
-    for entry in list(the_store.entries()):
+    for entry in present:
         age_days = (now - os.stat(entry.path).st_mtime) / 86400
         stale = older_than is not None and age_days > older_than
         if entry.key in referenced and not stale:
@@ -163,6 +186,22 @@ def gc(store: str | Path | None = None, *, older_than: float | None = None, reco
             if not dry_run:
                 the_store.remove(entry)
     return out
+
+
+def record_histories(records: list[str | Path] | None, keep_commits: int,
+                     all_commits: bool) -> tuple[list[History], list[Path]]:
+    """The history of each git repository holding a record folder, and the folders in none."""
+    from engine.core.record_history import git_repository, read_history
+
+    prefixes: dict[Path, list[str]] = {}
+    outside = []
+    for folder in record_folders(records):
+        repository = git_repository(folder)
+        if repository is None:
+            outside.append(folder)
+        else:
+            prefixes.setdefault(repository[0], []).append(repository[1])
+    return [read_history(top, folders, keep_commits, all_commits) for top, folders in prefixes.items()], outside
 
 
 @dataclass(frozen=True)
@@ -200,12 +239,13 @@ def verify(store: str | Path | None = None, records: str | Path | None = None) -
 
     the_store = open_store(store)
     out = Verified()
-    for entry in list(the_store.entries()):
+    for key, entry, problem in list(the_store.scan()):  # a damaged manifest is reported too, never skipped
         out.entries += 1
-        checked = the_store.verify_or_quarantine(entry)
+        checked = the_store.verify_or_quarantine(entry) if entry else the_store.verify_key(key)
         if checked.problems:
-            out.damaged.append(Damaged(entry.key, entry.manifest.get("spec"), entry.manifest.get("node"),
-                                       checked.problems, checked.moved_to))
+            manifest = entry.manifest if entry else {}
+            out.damaged.append(Damaged(key, manifest.get("spec"), manifest.get("node"), checked.problems,
+                                       checked.moved_to))
     _verify_inputs(the_store, [records] if records else None, out)
     return out
 

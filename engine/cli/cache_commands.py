@@ -5,7 +5,7 @@ import json
 import sys
 import time
 
-from engine.app.cache import GRACE_HOURS
+from engine.app.cache import GRACE_HOURS, KEEP_COMMITS
 from engine.cli import store_arg
 
 
@@ -18,8 +18,10 @@ def register(sub) -> None:
     c.set_defaults(handler=ls)
     c = actions.add_parser("gc", help="remove entries that no record of the project references (or unused for --older-than days)",
                            description="Finds every record of the project wherever it is run from: all *.lock.json under "
-                                       "the project root (tracked or not) and the records of --set runs in the store. "
-                                       "Never removes an entry a running build holds, or one younger than --grace.")
+                                       "the project root (tracked or not), the records of --set runs in the store, and "
+                                       "the records committed at every local branch tip and in the last --keep-commits "
+                                       "commits of the current branch (read with git, nothing checked out). Never removes "
+                                       "an entry a running build holds, or one younger than --grace.")
     store_arg(c)
     c.add_argument("--older-than", metavar="DAYS", type=float, help="also remove referenced entries unused for this many days")
     c.add_argument("--records", metavar="DIR", action="append",
@@ -28,6 +30,11 @@ def register(sub) -> None:
     c.add_argument("--grace", metavar="HOURS", type=float, default=GRACE_HOURS,
                    help=f"keep entries written or used within this many hours (default {GRACE_HOURS:g}): a running "
                         f"build's fresh outputs have no record yet")
+    c.add_argument("--keep-commits", metavar="N", type=int, default=KEEP_COMMITS,
+                   help=f"keep the entries named by the records of the current branch's last N commits (default "
+                        f"{KEEP_COMMITS}; 0: none); every local branch tip's are kept too")
+    c.add_argument("--all-commits", action="store_true",
+                   help="keep the entries named by the records of every commit (as DVC's gc --all-commits)")
     c.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     c.set_defaults(handler=gc)
     c = actions.add_parser("verify", help="rehash every entry against its manifest (damaged ones are moved aside), "
@@ -67,10 +74,25 @@ def gc(args) -> int:
     from engine.app import display_name, size_text
     from engine.app.cache import gc as collect
 
-    done = collect(args.store, older_than=args.older_than, records=args.records, grace=args.grace, dry_run=args.dry_run)
-    paths = done.records
-    print(f"{len(paths)} records reference {done.referenced} entries "
-          f"({', '.join(display_name(p) for p in paths[:5])}{', ...' if len(paths) > 5 else ''})")
+    def keeping(found) -> None:  # said before anything is removed
+        paths = found.records
+        here = f"{len(paths)}: {', '.join(display_name(p) for p in paths[:5])}{', ...' if len(paths) > 5 else ''}"
+        if found.outside_git:
+            here = f"not a git repository, so no history; {here}"
+        history = [part for repository in found.history for part in _history_parts(repository)]
+        if found.history and not history:
+            here = f"{here}; the git repository has no commits yet"
+        parts = [f"records in the working tree ({here})", *history]
+        stale = f" (unless unused for {args.older_than:g} days)" if args.older_than is not None else ""
+        tail = f"{', '.join(parts[:-1])} and {parts[-1]}" if len(parts) > 1 else parts[0]
+        print(f"keeping entries named by {tail}: {found.kept} entries{stale}")
+        skipped = [line for history in found.history for line in history.skipped]
+        if skipped:
+            print(f"note: {len(skipped)} files named *.lock.json in the history are not records of this engine and keep "
+                  f"nothing: {'; '.join(skipped[:3])}{'; ...' if len(skipped) > 3 else ''}", file=sys.stderr)
+
+    done = collect(args.store, older_than=args.older_than, records=args.records, grace=args.grace, dry_run=args.dry_run,
+                   keep_commits=args.keep_commits, all_commits=args.all_commits, on_keep=keeping)
     for r in done.removed:
         print(f"{'would remove' if done.dry_run else 'removed'} {r.key[:12]} {r.spec}/{r.stage}  {size_text(r.bytes)}  ({r.why})")
     notes = []
@@ -83,13 +105,25 @@ def gc(args) -> int:
     return 0
 
 
+def _history_parts(history) -> list[str]:
+    """What of one repository's history keeps entries, in words."""
+    tips = len(history.tips)
+    parts = [f"{tips} branch tip{'' if tips == 1 else 's'}"] if tips else []
+    if history.every is not None:
+        parts.append(f"all {history.every} commits")
+    elif history.recent:
+        parts.append(f"the last {history.recent} commit{'' if history.recent == 1 else 's'} of "
+                     f"{history.branch or 'HEAD (detached)'}")
+    return parts
+
+
 def verify(args) -> int:
     """Rehash every entry, then every input file the project's records name (not the stat cache)."""
     from engine.app.cache import verify as check
 
     done = check(args.store, args.records)
     for d in done.damaged:
-        print(f"damaged {d.key[:12]} {d.spec}/{d.stage}: {'; '.join(d.problems)} (moved to {d.moved_to}; it will be rebuilt)")
+        print(f"damaged {d.key[:12]} {d.spec or '?'}/{d.stage or '?'}: {'; '.join(d.problems)} (moved to {d.moved_to}; it will be rebuilt)")
     print(f"verified {done.entries} entries: {done.entries - len(done.damaged)} ok, {len(done.damaged)} damaged")
     for problem in done.unreadable_records:  # a changed input is news, not damage: `run` rebuilds from it
         print(f"warning: cannot read record {problem}", file=sys.stderr)

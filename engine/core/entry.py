@@ -8,6 +8,7 @@ remote store (engine/core/remote_store.py) can hold a manifest to the same shape
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,8 @@ class Verified:
 
 
 def manifest_problem(manifest) -> str | None:
-    """What is wrong with a manifest's shape (a missing or mistyped field), or None."""
+    """What is wrong with a manifest's shape (a missing or mistyped field), or None. Every field
+    that code reads with `manifest[...]` is checked here, so a damaged one is a miss, not a KeyError."""
     if not isinstance(manifest, dict):
         return "its manifest is not a JSON object"
     if not isinstance(manifest.get("key"), str) or not isinstance(manifest.get("payload"), dict):
@@ -51,6 +53,30 @@ def manifest_problem(manifest) -> str | None:
         if not (isinstance(info, dict) and isinstance(info.get("size"), int) and isinstance(info.get("mtime_ns"), int)
                 and isinstance(info.get("sha256"), str)) or rel.startswith("/") or ".." in rel.split("/"):
             return f"its manifest entry for {rel!r} is malformed"
-    if not isinstance(manifest.get("result", {}), dict):
-        return "its manifest's result is malformed"
+    result = manifest.get("result")
+    if not isinstance(result, dict):  # the stage's metrics and output digests: planning reads them
+        return "its manifest has no result" if result is None else "its manifest's result is malformed"
+    digests = result.get("digests", {})
+    if not (isinstance(digests, dict) and all(isinstance(d, str) for d in digests.values())):
+        return "its manifest's output digests are malformed"
     return None
+
+
+def read_manifest(folder: Path) -> tuple[dict | None, str | None]:
+    """(manifest, None) for an entry folder whose manifest is sound and names this folder's key;
+    (None, problem) for one that is missing, unreadable (cut short, not JSON), malformed or names
+    another key. Only the manifest is read."""
+    try:
+        text = (folder / MANIFEST).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, "its manifest is missing"
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8
+        return None, f"its manifest is unreadable ({exc.__class__.__name__})"
+    try:
+        manifest = json.loads(text)
+    except ValueError:
+        return None, "its manifest is not valid JSON (cut short?)"
+    problem = manifest_problem(manifest)
+    if problem is None and manifest["key"] != folder.name:
+        problem = "its manifest names another key"
+    return (None, problem) if problem else (manifest, None)

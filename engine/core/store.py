@@ -7,8 +7,10 @@
     <root>/work/      per-key working dirs that survive interruption (training checkpoints)
     <root>/corrupt/   entries that failed their manifest, moved aside for inspection
 
-An entry without a valid manifest is invisible; one whose files do not match it is reported,
-moved aside and rebuilt. Never a crash, never a stale hit.
+An entry whose manifest is missing, cut short, malformed or names another key is a miss with that
+reason; one whose files do not match its manifest is reported, moved aside and rebuilt (by a run
+that needs it, or by `cache verify`, which rehashes every file's content and trusts no stat stamp).
+Never a crash, never a stale hit.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from engine.core.digests import hash_file
-from engine.core.entry import MANIFEST, OUT, Entry, Verified, manifest_problem
+from engine.core.entry import MANIFEST, OUT, Entry, Verified, manifest_problem, read_manifest
 from engine.errors import StoreError
 
 __all__ = ["MANIFEST", "OUT", "Entry", "Verified", "Store", "default_root", "manifest_problem"]
@@ -60,22 +62,14 @@ class Store:
     def check(self, key: str) -> tuple[Entry | None, str | None]:
         """(entry, None) for a good entry; (None, problem) for a damaged one; (None, None) if absent.
 
-        Quick check: every file listed exists with its size; a file whose mtime changed is
-        rehashed. Nothing is modified (the runner moves damaged entries aside).
+        Quick check: the manifest is sound and names this key; every file listed exists with its
+        size; a file whose mtime changed is rehashed. Nothing is modified (the runner moves damaged
+        entries aside).
         """
         path = self.entry_path(key)
-        manifest_path = path / MANIFEST
-        if not manifest_path.is_file():
-            return None, None
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None, "its manifest is unreadable"
-        problem = manifest_problem(manifest)
-        if problem:
-            return None, problem
-        if manifest["key"] != key:
-            return None, "its manifest names another key"
+        manifest, problem = read_manifest(path)
+        if manifest is None:
+            return None, problem if path.is_dir() else None  # no folder: absent (or removed meanwhile)
         for rel, info in manifest["files"].items():
             try:
                 st = os.stat(path / OUT / rel)
@@ -110,28 +104,31 @@ class Store:
         it meanwhile) and, if still damaged, moved aside so it is rebuilt. What `cache verify` and
         the runner (before a stage loads an upstream entry) both do."""
         problems = self.verify(entry)
-        if not problems:
-            return Verified(entry, [], None)
-        with self.lock(entry.key):
-            current, damaged = self.check(entry.key)  # the quick check may already see it (a file gone or cut)
+        return Verified(entry, [], None) if not problems else self.verify_key(entry.key)
+
+    def verify_key(self, key: str) -> Verified:
+        """The full check of the entry at `key` under its lock: a damaged one (its manifest or its
+        files) is moved aside so it is rebuilt; one a run rebuilt meanwhile is sound."""
+        with self.lock(key):
+            current, damaged = self.check(key)  # the quick check may already see it (a file gone or cut)
             problems = self.verify(current) if current else [damaged] if damaged else []
             if not problems:
                 return Verified(current, [], None)  # rebuilt meanwhile (or gone: then None)
-            return Verified(None, problems, self.quarantine(entry.key, "; ".join(problems)))
+            return Verified(None, problems, self.quarantine(key, "; ".join(problems)))
+
+    def scan(self) -> Iterator[tuple[str, Entry | None, str | None]]:
+        """Every entry folder: (key, entry, None) when its manifest is sound (its files are not
+        checked), (key, None, problem) when not, so that `cache verify` reports every one."""
+        base = self.root / "store"
+        for shard in sorted(base.iterdir()) if base.is_dir() else []:
+            for path in sorted(shard.iterdir()) if shard.is_dir() else []:
+                if path.is_dir():
+                    manifest, problem = read_manifest(path)
+                    yield path.name, Entry(path.name, path, manifest) if manifest else None, problem
 
     def entries(self) -> Iterator[Entry]:
-        """Every entry with a readable manifest (not checked further)."""
-        base = self.root / "store"
-        if not base.is_dir():
-            return
-        for shard in sorted(base.iterdir()):
-            for path in sorted(shard.iterdir()) if shard.is_dir() else []:
-                try:
-                    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    continue
-                if isinstance(manifest, dict):
-                    yield Entry(path.name, path, manifest)
+        """Every entry whose manifest is sound (its files are not checked)."""
+        return (entry for _, entry, _ in self.scan() if entry is not None)
 
     def touch(self, entry: Entry) -> None:
         """Mark an entry as used now (for `cache ls` and `cache gc --older-than`)."""

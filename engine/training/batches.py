@@ -96,6 +96,16 @@ def schedule_warnings(train: dict, steps: int, batches_per_epoch: int, steps_per
     return warnings
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an error is an allocator's out of memory: MemoryError; torch.OutOfMemoryError
+    (CUDA, "CUDA out of memory"); the CPU allocator's RuntimeError, which never says so
+    ("[enforce fail at alloc_cpu.cpp:127] ... DefaultCPUAllocator: can't allocate memory")."""
+    if isinstance(exc, MemoryError) or any(c.__name__ == "OutOfMemoryError" for c in type(exc).__mro__):
+        return True
+    text = str(exc)
+    return "out of memory" in text or "DefaultCPUAllocator" in text or "alloc_cpu.cpp" in text
+
+
 def out_of_memory_advice(exc: BaseException, device: str, batch: int, accum: int) -> str:
     """The message for running out of memory: the batch split that keeps the effective batch."""
     said = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

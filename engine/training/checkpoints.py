@@ -6,6 +6,7 @@ resume the newest complete one is used; newer incomplete ones are removed, each 
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -14,6 +15,10 @@ import signal
 from pathlib import Path
 
 MANIFEST = "ENGINE_COMPLETE"  # in each checkpoint, written last: every other file's size and sha256
+# What torch.save's archive writer says of a short write, as on a full disk, in place of the OSError:
+# "[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534" (torch 2.x), or
+# "PytorchStreamWriter failed writing file data/0: file write failed".
+SHORT_WRITE = ("unexpected pos", "PytorchStreamWriter failed writing file")
 # In each checkpoint, listed in its manifest: the loss summary so far, so that a resumed run reports
 # the numbers of an uninterrupted one (the Trainer averages only the steps of its own call).
 LOSSES = "engine_losses.json"
@@ -25,6 +30,16 @@ def write_manifest(folder: Path) -> None:
     temporary = folder / f".{MANIFEST}.tmp"
     temporary.write_text(json.dumps({"files": files}, indent=1, sort_keys=True), encoding="utf-8")
     os.replace(temporary, folder / MANIFEST)
+
+
+def disk_full_while_saving(exc: BaseException, work: Path) -> OSError | None:
+    """torch.save's short-write error (a checkpoint saved on a full disk) as the OSError it stands
+    for, so the runner reports it as it does any full disk; None for any other error."""
+    text = str(exc)
+    if not (isinstance(exc, RuntimeError) and any(words in text for words in SHORT_WRITE)):
+        return None
+    said = (text.strip().splitlines() or [""])[0][:200]
+    return OSError(errno.ENOSPC, f"No space left on device while saving a checkpoint in {work} (torch: {said})")
 
 
 def checkpoint_problem(folder: Path) -> str | None:

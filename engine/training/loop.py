@@ -15,8 +15,8 @@ from typing import Any
 
 from engine.errors import StageError
 from engine.training import distributed, speed
-from engine.training.batches import BatchPlan, out_of_memory_advice, plan_batches, schedule_warnings
-from engine.training.checkpoints import LOSSES, MANIFEST, Sigterm, resumable_checkpoint
+from engine.training.batches import BatchPlan, is_out_of_memory, out_of_memory_advice, plan_batches, schedule_warnings
+from engine.training.checkpoints import LOSSES, MANIFEST, Sigterm, disk_full_while_saving, resumable_checkpoint
 from engine.training.distributed import Ranks
 
 
@@ -169,7 +169,6 @@ class Fitted:
 
 
 def fit(ctx, model, arguments: dict, dataset, collator, plan: BatchPlan, ranks: Ranks, resume, device: str) -> Fitted:
-    import torch
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments
 
     from engine.training.callbacks import Checkpoints, LossGuard, Progress
@@ -214,7 +213,9 @@ def fit(ctx, model, arguments: dict, dataset, collator, plan: BatchPlan, ranks: 
                 guard.restore(resume)  # the steps of the failed try are done again
                 output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except (MemoryError, RuntimeError) as exc:
-        if not isinstance(exc, (MemoryError, torch.OutOfMemoryError)) and "out of memory" not in str(exc):
+        if full := disk_full_while_saving(exc, ctx.work):  # the runner says "disk full" and how much is free
+            raise full from exc
+        if not is_out_of_memory(exc):
             raise
         raise StageError(out_of_memory_advice(exc, device, plan.micro, plan.accumulation)) from exc
     finally:
