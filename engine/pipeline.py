@@ -66,7 +66,7 @@ def resolve_spec(spec: Spec, registry: Registry | None = None):
     """The fine-tuning graph of a spec; for a sweep, its variants' graphs merged into one
     (engine/core/sweep_graph.py: each distinct stage once)."""
     registry = registry or default_registry()
-    problems = select_problems(spec)
+    problems = select_problems(spec) + reward_problems(spec)
     if problems:
         from engine.errors import SpecError
 
@@ -156,6 +156,18 @@ def select_problems(spec: Spec) -> list:
     from engine.checks.selection import spec_problems
 
     return spec_problems(spec)
+
+
+def reward_problems(spec: Spec) -> list:
+    """What grpo's check rewards (`train.rewards`, of the spec and each sweep variant) cannot do, as
+    located problems (engine/training/rewards.py); `engine validate` reports them too."""
+    found: dict = {}
+    for one in (spec, *(v for _, _, v in spec.variants)):
+        if one.get("train.objective") == "grpo" and any("check" in part for part in one.get("train.rewards")):
+            from engine.training.rewards import spec_problems
+
+            found.update(dict.fromkeys(spec_problems(one)))
+    return list(found)
 
 
 def _check_metric(spec: Spec, graph) -> None:

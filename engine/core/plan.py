@@ -13,6 +13,7 @@ from engine.core.digests import DigestCache
 from engine.core.graph import Graph, Node
 from engine.core.payload import Known, key_of, library_versions, make_payload
 from engine.core.project import check_tree_inside
+from engine.core.stage import libraries_of
 from engine.core.store import Entry, Store
 from engine.errors import StageError, UsageError
 
@@ -58,7 +59,8 @@ def compute_payload(graph: Graph, node: Node, keys: dict[str, str], entries: dic
         if dep not in keys:
             return None
         upstream[role] = keys[dep]
-    return make_payload(node.kind, stage.VERSION, node.params, upstream, inputs, library_versions(stage.LIBRARIES))
+    libraries = library_versions(libraries_of(stage, graph.spec_of(node)))
+    return make_payload(node.kind, stage.VERSION, node.params, upstream, inputs, libraries)
 
 
 def input_digests(graph: Graph, node: Node, digests: DigestCache) -> dict[str, str]:

@@ -5,7 +5,9 @@ the fakes in tests). Core receives kinds in a registry, `{kind name: StageKind}`
 the caller: core never imports `engine.stages`.
 
     VERSION    bumped when the same inputs would now give different outputs
-    LIBRARIES  distributions whose major.minor version is part of the key
+    LIBRARIES  distributions whose major.minor version is part of the key; a kind whose libraries
+               depend on the spec (train imports TRL for some objectives) also has
+               `libraries(spec)`, which then gives them. Optional.
     reads      the dotted spec paths the stage's output depends on (hashed; only those)
     IGNORES    {dotted path: reason} of fields under a section it reads that do not change its
                output (logging cadence, checkpoint cadence): left out of the key, so changing
@@ -42,3 +44,9 @@ Registry = Mapping[str, StageKind]
 def ignored_fields(kind: StageKind) -> Mapping[str, str]:
     """The fields a stage declares it ignores, with the reason (empty if it declares none)."""
     return getattr(kind, "IGNORES", {})
+
+
+def libraries_of(kind: StageKind, spec: Any) -> tuple[str, ...]:
+    """The libraries whose versions go into a node's key: `kind.libraries(spec)` where the kind has it, else LIBRARIES."""
+    chosen = getattr(kind, "libraries", None)
+    return tuple(chosen(spec)) if chosen is not None else kind.LIBRARIES

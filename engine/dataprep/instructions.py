@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.dataprep import preferences
 from engine.dataprep.rows import BadRows, Record, render, template_fields
 from engine.errors import StageError
 
@@ -24,9 +25,13 @@ IGNORE = -100
 
 
 def mode(data: dict) -> str:
-    """`text` (plain language modelling), `completion` (prompt + completion) or `chat` (messages)."""
+    """`text` (plain language modelling), `completion` (prompt + completion), `chat` (messages), or a
+    preference form: `pairs`, `graded`, `prompts` (engine/dataprep/preferences.py)."""
     if data.get("messages"):
         return "chat"
+    form = preferences.form_of(data)
+    if form is not None:
+        return form
     return "completion" if data.get("completion") is not None else "text"
 
 
@@ -34,6 +39,8 @@ def uses(data: dict) -> dict[str, str]:
     """{record field: purpose} of the fields the instruction form reads."""
     if mode(data) == "chat":
         return {data["messages"]: "the chat turns data.messages"}
+    if mode(data) in preferences.FORMS:
+        return preferences.uses(data)
     out = {name: "the template data.prompt" for name in template_fields(data["prompt"], "data.prompt")}
     out.update({name: "the template data.completion" for name in template_fields(data["completion"], "data.completion")})
     return out
@@ -81,9 +88,12 @@ def texts(columns: dict[str, list]) -> list[str]:
     """The split's texts whatever their form: a tokenizer trained on the data learns from these."""
     if "messages" in columns:
         return ["\n".join(turn["content"] for turn in turns) for turns in columns["messages"]]
+    if "chosen" in columns:
+        return [prompt + answer for prompt, chosen, rejected in zip(columns["prompt"], columns["chosen"], columns["rejected"])
+                for answer in (chosen, rejected)]
     if "completion" in columns:
         return [prompt + completion for prompt, completion in zip(columns["prompt"], columns["completion"])]
-    return columns["text"]
+    return columns["text"] if "text" in columns else columns["prompt"]
 
 
 def chat_template(tokenizer, data: dict) -> str:
@@ -142,7 +152,7 @@ def instruction_examples(splits: dict, tokenizer, data: dict, bar, bad_rows: Bad
             pieces = [[(p, False), (c, True)] for p, c in zip(cols["prompt"], cols["completion"])]
         examples, truncated, empty = [], 0, 0
         for segments in pieces:
-            ids, labels = _tokenized(segments, tokenizer, eos if form == "completion" else None)
+            ids, labels = tokenized(segments, tokenizer, eos if form == "completion" else None)
             if len(ids) > max_length:
                 truncated += 1
                 ids, labels = ids[:max_length], labels[:max_length]
@@ -164,7 +174,8 @@ def instruction_examples(splits: dict, tokenizer, data: dict, bar, bad_rows: Bad
     return out, facts
 
 
-def _tokenized(segments: list[tuple[str, bool]], tokenizer, eos: int | None) -> tuple[list[int], list[int]]:
+def tokenized(segments: list[tuple[str, bool]], tokenizer, eos: int | None) -> tuple[list[int], list[int]]:
+    """(ids, labels) of (text, learned) segments tokenized one by one, then `eos` (learned) if given."""
     ids: list[int] = []
     labels: list[int] = []
     for text, learned in segments:

@@ -1,4 +1,5 @@
-"""Training charts as inline SVG: loss and validation loss per step, learning rate per step.
+"""Training charts as inline SVG: loss and validation loss per step, learning rate per step, and
+for a grpo run (train.rewards) the mean reward per step with each of its parts.
 
 matplotlib is imported here, inside the functions, and only by `engine report`. Figures are made
 with `matplotlib.figure.Figure` (no pyplot, so no global backend and no GUI) and saved as SVG with
@@ -32,6 +33,8 @@ def training_charts(data: SpecData) -> Html:
     charts = [loss_chart(series, salt + "loss")]
     if any("learning_rate" in e for _, h in series for e in h):
         charts.append(lr_chart(series, salt + "lr"))
+    if any("reward" in e for _, h in series for e in h):
+        charts.append(reward_chart(series, salt + "reward"))
     return join([tag("div", join(charts), class_="charts"), notes])
 
 
@@ -87,6 +90,22 @@ def lr_chart(series: list[tuple[str, list[dict]]], salt: str) -> Html:
     if len(series) > 1:
         ax.legend(fontsize=8)
     return svg(fig, salt, "learning rate per step")
+
+
+def reward_chart(series: list[tuple[str, list[dict]]], salt: str) -> Html:
+    """The mean reward per step (TRL's `reward`), and of one run each part (`rewards/<part>/mean`) dashed."""
+    fig, ax = _figure()
+    single = len(series) == 1
+    for i, (label, history) in enumerate(series):
+        _line(ax, *_points(history, "reward"), color=f"C{i}", linewidth=1.4, label="reward" if single else label)
+        parts = sorted({k for e in history for k in e if k.startswith("rewards/") and k.endswith("/mean")})
+        for j, part in enumerate(parts if single and len(parts) > 1 else []):
+            _line(ax, *_points(history, part), color=f"C{j + 1}", linestyle="--", linewidth=1, label=part.split("/")[1])
+    _around_one_value(ax)
+    ax.set_title("mean reward per step")
+    ax.set_xlabel("step")
+    ax.legend(fontsize=8)
+    return svg(fig, salt, "mean reward per step")
 
 
 def _line(ax, steps: list, values: list, **style) -> None:

@@ -93,7 +93,8 @@ def _field_problems(spec, record) -> list[Problem]:
 
     data = spec.get("data")
     form = instructions.mode(data)
-    checks = {"text": ("text",), "completion": ("prompt", "completion"), "chat": ()}[form]
+    checks = {"text": ("text",), "completion": ("prompt", "completion"), "chat": (), "pairs": ("prompt", "chosen", "rejected"),
+              "graded": ("prompt", "completion"), "prompts": ("prompt",)}[form]
     out = []
     for key in checks:
         try:

@@ -41,8 +41,11 @@ def _rows(node: dict, prefix: str, required: set[str], out: list[str], sections:
         default = f"`{json.dumps(sub_d['default'])}`" if "default" in sub_d else ("required" if name in required else "")
         desc = sub_d.get("description", "").replace("|", "\\|").replace("\n", " ")
         out.append(f"| `{full}` | {_type(sub)} | {default} | {_bounds(sub)} | {desc} |")
+        items = spec_schema.deref(sub_d.get("items", {})) if sub_d.get("type") == "array" else {}
         if spec_schema.properties_at(sub_d):
             sections.append((full, sub_d))
+        elif spec_schema.properties_at(items):  # a list of objects (train.rewards): the fields of each
+            sections.append((full + "[]", items))
 
 
 def markdown_reference() -> str:

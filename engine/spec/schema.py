@@ -69,14 +69,17 @@ def schema_at(path: tuple) -> dict | None:
 def fill_defaults(data: dict) -> dict:
     """A copy of `data` with every schema default written in where the key is absent.
 
-    Defaults apply inside objects that are present (or present by default, such as `train`);
-    a section with no default (`evaluate`, `generate`) stays absent and so stays switched off.
+    Defaults apply inside objects that are present (or present by default, such as `train`), and
+    inside each object of a list (`train.rewards`); a section with no default (`evaluate`,
+    `generate`) stays absent and so stays switched off.
     """
     return _fill(schema(), copy.deepcopy(data))
 
 
 def _fill(node: dict, value: Any) -> Any:
     node = deref(node)
+    if isinstance(value, list) and isinstance(node.get("items"), dict):  # a list of objects: each item's defaults
+        return [_fill(node["items"], item) for item in value]
     if not isinstance(value, dict):
         return value
     props = node.get("properties", {})

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable
 
 from engine.errors import Problem
+from engine.spec import objectives
 from engine.spec import schema as spec_schema
 from engine.spec.loader import Place, json_path
 
@@ -40,14 +41,17 @@ def validate(data: dict, places: dict[tuple, Place], fallback_file: str) -> list
     problems: list[Problem] = []
     task = data.get("task", "causal-lm")
     for error in _validator().iter_errors(data):
-        problems.extend(_explain(error, places, fallback_file, task))
+        if not objectives.replaced_rule(spec_schema.schema(), error):  # worded by engine/spec/objectives.py
+            problems.extend(_explain(error, places, fallback_file, task))
+    problems.extend(_problem(path, message, places, fallback_file, at_key) for path, message, at_key in objectives.problems(data))
     section = data.get("data") if isinstance(data.get("data"), dict) else {}
-    for key in ("text", "prompt", "completion"):
+    for key in ("text", "prompt", "completion", "chosen", "rejected"):
         if isinstance(section.get(key), str):
             problems.extend(_problem(("data", key), message, places, fallback_file)
                             for message in template_problems(section[key]))
-    problems.extend(_problem(("data", key), message, places, fallback_file, at_key=True)
-                    for key, message in _form_clashes(section))
+    if objectives.objective_of(data) == "sft":  # the other objectives' forms: objectives.problems
+        problems.extend(_problem(("data", key), message, places, fallback_file, at_key=True)
+                        for key, message in _form_clashes(section))
     unique = {(p.file, p.line, p.col, p.path, p.message): p for p in problems}
     return list(unique.values())
 
@@ -224,8 +228,9 @@ def _explain(error: ValidationError, places, fallback_file, task: str = "causal-
     if kind == "oneOf":
         return _explain_one_of(error, path, places, fallback_file, task)
     if kind == "not" and set(error.validator_value) == {"required"}:
-        return [_problem(path + (key,), f"does not apply to task {task}; remove it", places, fallback_file, at_key=True)
-                for key in error.validator_value["required"] if key in value]
+        kto = " (of the objectives only train.objective kto reads a label)" if path == ("data",) else ""
+        return [_problem(path + (key,), f"does not apply to task {task}{kto if key == 'label' else ''}; remove it", places,
+                         fallback_file, at_key=True) for key in error.validator_value["required"] if key in value]
     if kind == "false" or error.validator_value is False:
         return here("is not allowed here", at_key=True)
     return here(error.message)

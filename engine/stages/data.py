@@ -4,7 +4,8 @@ Which token examples a task makes of the texts is its family's (engine/tasks/): 
 them into blocks of `max_length` tokens (or one example per text), sequence-classification keeps
 one truncated example per text with its label. Reading the data files into rows and splitting
 them is engine/dataprep/rows.py; instruction and chat data (`data.prompt`/`data.completion`,
-`data.messages`: loss on the answer alone) is engine/dataprep/instructions.py.
+`data.messages`: loss on the answer alone) is engine/dataprep/instructions.py; preference and reward
+data (`data.chosen`/`data.rejected`, kto's `data.label`, grpo's prompts) is engine/dataprep/preferences.py.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import math
 from pathlib import Path
 
 from engine.core.payload import Known
-from engine.dataprep import instructions, rows
+from engine.dataprep import instructions, preferences, rows
 from engine.errors import StageError
 
 VERSION = 2  # 2: tokenized in bounded pieces; same blocks, but datasets' state.json fingerprint differs
@@ -32,6 +33,8 @@ def reads(spec) -> tuple[str, ...]:
     unread = set() if form == "text" else {"text"}  # the default `{text}` is unused
     if form != "chat":
         unread.add("chat_template")  # then only `generate.chat` reads it
+    if form in preferences.FORMS:
+        unread.add("packing")  # one example per record
     fields = tuple(f"data.{name}" for name in spec.get("data") if (packs or name != "packing") and name not in unread)
     return ("task", "seed") + fields + tuple(IGNORES)
 
@@ -141,6 +144,9 @@ def load_splits(data: dict, seed: int, root: Path, bad_rows: rows.BadRows | None
     out = {}
     for split in rows.SPLITS:
         records = per_group.get(split, [])
+        if form in preferences.FORMS:  # dpo, orpo, kto, grpo data (kto's label read there, as true or false)
+            out[split] = preferences.columns(records, data, bad_rows)
+            continue
         out[split] = instructions.columns(records, data) if form != "text" else {"text": rows.render(records, data["text"])}
         if data.get("label"):
             out[split]["label"] = rows.field_values(records, data["label"], "the label data.label")
@@ -201,7 +207,7 @@ def run(ctx) -> dict:
     DatasetDict(datasets).save_to_disk(str(ctx.out / "dataset"))
     (ctx.out / "info.json").write_text(json.dumps(facts, indent=1, sort_keys=True), encoding="utf-8")
     shape = family.describe_examples(data, facts)
-    packed = family.packs and data["packing"]
+    packed = family.packs and instructions.mode(data) not in preferences.FORMS and data["packing"]
     counts = {split: _counted(facts[f"{split}_records"], facts[f"{split}_examples"], packed) for split in splits}
     ctx.log("; ".join(f"{split}: {text}" + (f" ({facts['train_tokens']:,} tokens)" if split == "train" else "")
                       for split, text in counts.items()) + f"; {shape}")

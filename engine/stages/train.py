@@ -6,7 +6,8 @@ checkpoint is complete when every file matches the manifest written into it last
 the step in progress with a checkpoint; a NaN or infinite loss, or running out of memory, fails
 the stage naming the fields to change. A failed stage caches nothing. With runtime.processes or
 runtime.nodes above 1 the engine starts the ranks (engine/training/launcher.py), each runs the same
-training (engine/training/loop.py), and the engine commits what they wrote.
+training (engine/training/loop.py), and the engine commits what they wrote. `train.objective`
+other than sft trains with TRL (engine/training/objectives.py), on one process.
 """
 from __future__ import annotations
 
@@ -21,8 +22,25 @@ ROLES = ("model", "data")  # input roles a pipeline may bind (engine/pipeline.py
 PRODUCES = ("model", "adapter", "log_history.json")  # what out/ holds; the first that exists is what `engine show` points at
 
 
+# Fields of `train` that only some objectives read; every objective reads the others. An sft run
+# leaves all of these out of its key (train.objective at its default included), so its key is the
+# one it had before the other objectives existed.
+OBJECTIVE_FIELDS = {
+    "objective": ("dpo", "orpo", "kto", "grpo"),
+    "beta": ("dpo", "orpo", "kto", "grpo"),
+    "rewards": ("grpo",), "generations": ("grpo",), "max_new_tokens": ("grpo",), "temperature": ("grpo",),
+}
+
+
 def reads(spec) -> tuple[str, ...]:
-    return ("task", "seed", "train", "model.lora")  # the label set arrives with the data stage's key
+    objective = spec.get("train.objective", "sft")
+    fields = tuple(f"train.{name}" for name in spec.get("train") if objective in OBJECTIVE_FIELDS.get(name, (objective,)))
+    return ("task", "seed") + fields + ("model.lora",)  # the label set arrives with the data stage's key
+
+
+def libraries(spec) -> tuple[str, ...]:
+    """LIBRARIES, and TRL where the objective trains with it."""
+    return LIBRARIES + (("trl",) if spec.get("train.objective", "sft") != "sft" else ())
 
 
 # Read by `run`, left out of the key: the weights are the same whatever they are set to.
@@ -33,12 +51,26 @@ IGNORES = {
 
 
 def inputs(spec) -> dict:
-    return {}  # reads only upstream outputs
+    """The versions of the checks grpo's rewards run (none otherwise: it reads only upstream outputs)."""
+    from engine.training.rewards import checks_in
+
+    names = checks_in(spec.get("train.rewards")) if spec.get("train.objective", "sft") == "grpo" else []
+    if not names:
+        return {}
+    from engine.checks import CHECKS
+    from engine.core.payload import Known
+
+    return {f"check {name}": Known(f"version {CHECKS[name].VERSION}") for name in names}
 
 
 def run(ctx) -> dict:
     """Train here, or on the ranks runtime.processes and runtime.nodes ask for (the same result)."""
     settings = distributed.launch_settings(ctx.runtime)
+    objective = ctx.get("train.objective", "sft")  # absent from an sft run's params (see OBJECTIVE_FIELDS)
+    if settings.world > 1 and objective != "sft":
+        raise StageError(f"train.objective {objective} is not supported on several processes yet (runtime.processes "
+                         f"{settings.processes}, runtime.nodes {settings.nodes}); leave runtime.processes and "
+                         f"runtime.nodes out to train on one")
     if settings.world > 1 and (ctx.runtime or {}).get("fsdp") is not None and ctx.get("model.lora"):
         raise StageError("runtime.fsdp with model.lora is not supported yet (the adapters are small: DDP replicates "
                          "them cheaply); leave runtime.fsdp out, or train every weight")

@@ -4,13 +4,14 @@ Its examples are token blocks: with `data.packing`, texts joined with the end-of
 cut into full blocks of `data.max_length` tokens, so no compute is spent on padding; without it,
 each text its own example (a long one cut into `max_length` pieces). Instruction and chat data
 (`data.prompt`/`data.completion`, `data.messages`) carry `labels`: the loss falls on the answer
-alone (engine/dataprep/instructions.py).
+alone (engine/dataprep/instructions.py). Preference and reward data keep their texts for TRL beside
+such examples (engine/dataprep/preferences.py).
 """
 from __future__ import annotations
 
 import math
 
-from engine.dataprep import instructions
+from engine.dataprep import instructions, preferences
 from engine.dataprep.rows import BadRows
 from engine.dataprep.tokens import blocks, list_column, token_pieces
 from engine.errors import StageError
@@ -18,7 +19,9 @@ from engine.tasks.family import TaskFamily
 
 
 def examples(splits: dict, tokenizer, data: dict, bar, bad_rows: BadRows) -> tuple[dict, dict]:
-    """Token examples per split: instruction examples, or blocks of plain text."""
+    """Token examples per split: preference data, instruction examples, or blocks of plain text."""
+    if instructions.mode(data) in preferences.FORMS:
+        return preferences.examples(splits, tokenizer, data, bar, bad_rows)
     if instructions.mode(data) != "text":
         return instructions.instruction_examples(splits, tokenizer, data, bar, bad_rows)
     return text_blocks(splits, tokenizer, data, bar)
@@ -47,6 +50,8 @@ def text_blocks(splits: dict, tokenizer, data: dict, bar) -> tuple[dict, dict]:
 
 def describe_examples(data: dict, facts: dict) -> str:
     """What an example is (blocks or one per record), and for instruction data where the loss falls."""
+    if instructions.mode(data) in preferences.FORMS:
+        return preferences.describe(data, facts)
     packed, instructed, most = data["packing"], instructions.mode(data) != "text", data["max_length"]
     shape = (f"blocks of at most {most} tokens, whole records joined" if packed and instructed else
              f"blocks of {most} tokens, the texts joined end to end" if packed else

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from engine.training import distributed, speed
+from engine.training import distributed, objectives, speed
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def plan_batches(ctx, examples, model, labelled: bool, ranks, device: str, preci
     the largest micro-batch that fits is probed at the longest example's length (the model moves
     to this rank's device); every rank then takes the smallest one found."""
     train, runtime = ctx.params["train"], ctx.runtime or {}
-    n_train = len(examples)
+    n_train = len(examples) * objectives.rollouts(train)  # grpo: a prompt's answers are the examples of a batch
     lengths = [len(x) for x in examples["input_ids"]]
     batch, accum = train["batch_size"], train["gradient_accumulation"]
     effective = batch * accum  # the spec's, on any number of ranks: each takes an equal share
@@ -56,7 +56,8 @@ def plan_batches(ctx, examples, model, labelled: bool, ranks, device: str, preci
     kernels = speed.resolve_kernels(train.get("kernels"), device)
     wanted = runtime.get("micro_batch", "auto")
     probe = None
-    if device == "cuda" and wanted == "auto" and fsdp is None:  # the largest micro-batch that fits, at the real length
+    sft = objectives.objective_of(train) == "sft"  # the probe measures next-token training, not TRL's passes
+    if device == "cuda" and wanted == "auto" and fsdp is None and sft:  # the largest micro-batch that fits, at the real length
         probe = speed.cuda_probe(model.to(f"cuda:{ranks.local_rank}"), max(lengths), model.config.vocab_size, precision,
                                  labelled)
     micro, accumulation = speed.pick_micro_batch(share, wanted, batch, device, probe, ranks.world)
@@ -68,7 +69,7 @@ def plan_batches(ctx, examples, model, labelled: bool, ranks, device: str, preci
         strategy="fsdp" if fsdp is not None else "ddp" if ranks.world > 1 else "single", fsdp=fsdp, kernels=kernels,
         batches_per_epoch=math.ceil(n_train / batch), steps_per_epoch=steps_per_epoch,
         max_steps=train.get("max_steps") or max(1, math.ceil(steps_per_epoch * train["epochs"])),
-        tokens_per_step=sum(lengths) / n_train * effective,
+        tokens_per_step=(sum(lengths) / len(lengths) + train.get("max_new_tokens", 0)) * effective,  # grpo: + its answers
     )
 
 

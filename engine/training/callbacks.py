@@ -27,12 +27,13 @@ def non_finite_advice(name: str, value: float, step: int) -> str:
 
 
 class Progress(TrainerCallback):
-    """Progress bar with loss and tokens/s; stops on a logged NaN loss (eval_loss included)."""
+    """Progress bar with loss and tokens/s (and grpo's mean reward); stops on a logged NaN loss (eval_loss included)."""
 
     def __init__(self, ctx, max_steps: int, tokens_per_step: float, guard=None):
         self.ctx, self.tokens_per_step, self.guard = ctx, tokens_per_step, guard
         self.bar = ctx.bar(max_steps, "training")
         self.loss = float("nan")
+        self.shown: dict = {}  # grpo: the last logged mean reward
         self.tokens_seen = 0.0
         self.started = time.time()
 
@@ -46,9 +47,11 @@ class Progress(TrainerCallback):
         rate = self.tokens_seen / max(time.time() - self.started, 1e-9)
         if self.guard is not None and self.guard.last_loss is not None:  # every step, not only logged ones
             self.loss = self.guard.last_loss
-        self.bar.advance(1, loss=self.loss, tok_s=round(rate))
+        self.bar.advance(1, loss=self.loss, tok_s=round(rate), **self.shown)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if "reward" in (logs or {}):
+            self.shown["reward"] = logs["reward"]
         for name in ("loss", "eval_loss"):
             value = (logs or {}).get(name)
             if value is None:
@@ -71,7 +74,8 @@ class LossGuard(TrainerCallback):
 
     A micro-batch's loss is its token sum over the whole step's tokens when the Trainer passes
     `num_items_in_batch` (so the step's loss is their sum over micro-batches and ranks), else
-    its own mean (the step's loss is then their mean)."""
+    its own mean (the step's loss is then their mean). TRL's trainers compute the loss outside the
+    forward: they hand each micro-batch's mean loss to `note` instead (engine/training/objectives.py)."""
 
     def __init__(self, model, ranks=None):
         self.ranks = ranks
@@ -86,6 +90,11 @@ class LossGuard(TrainerCallback):
         if module.training and loss is not None:
             self.summed = kwargs.get("num_items_in_batch") is not None
             self.losses.append(loss.detach().float().reshape(-1))
+
+    def note(self, loss) -> None:
+        """A micro-batch's mean loss, from a trainer whose model's forward does not compute it (`remove` the hook first)."""
+        self.summed = False
+        self.losses.append(loss.detach().float().reshape(-1))
 
     def on_step_end(self, args, state, control, **kwargs):
         losses, self.losses = self.losses, []
@@ -124,7 +133,9 @@ class LossGuard(TrainerCallback):
         return True
 
     def remove(self):
-        self.hook.remove()
+        if self.hook is not None:
+            self.hook.remove()
+            self.hook = None
 
 
 class Checkpoints(TrainerCallback):

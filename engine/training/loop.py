@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import StageError
-from engine.training import distributed, speed
+from engine.training import distributed, objectives, speed
 from engine.training.batches import BatchPlan, is_out_of_memory, out_of_memory_advice, plan_batches, schedule_warnings
 from engine.training.checkpoints import LOSSES, MANIFEST, Sigterm, disk_full_while_saving, resumable_checkpoint
 from engine.training.distributed import Ranks
@@ -35,7 +35,9 @@ def train(ctx, ranks: Ranks, resume) -> dict:
     ranks.start(device)
     precision = resolve_precision(ctx.params["train"]["precision"], device)
     set_seed(ctx.seed)
-    dataset = load_from_disk(str(ctx.inputs["data"] / "dataset"))
+    objective = objectives.objective_of(ctx.params["train"])
+    # TRL tokenizes the texts of the other objectives with `map`: in memory, never into the data stage's entry
+    dataset = load_from_disk(str(ctx.inputs["data"] / "dataset"), keep_in_memory=objective != "sft")
     family = TASKS[ctx.params["task"]]
 
     model, tokenizer, labels = setup_model(ctx, family)
@@ -44,7 +46,9 @@ def train(ctx, ranks: Ranks, resume) -> dict:
     plan = plan_batches(ctx, dataset["train"], model, family.labelled, ranks, device, precision)
     ctx.log(plan.describe(device, precision, trainable, total))
     arguments, warnings = trainer_arguments(ctx, plan, "validation" in dataset, ranks, device, precision)
-    fitted = fit(ctx, model, arguments, dataset, family.collator(tokenizer.pad_token_id), plan, ranks, resume, device)
+    build = (sft_trainer(model, dataset, family.collator(tokenizer.pad_token_id), ranks) if objective == "sft" else
+             objectives.trainer_factory(ctx, model, tokenizer, dataset))
+    fitted = fit(ctx, model, arguments, build, plan, ranks, resume, device)
     if fitted.checkpoints.stopping:  # SIGTERM (or, on several ranks, the engine's STOP): every rank at the same step
         return stopped(ctx, fitted, ranks)
 
@@ -53,6 +57,8 @@ def train(ctx, ranks: Ranks, resume) -> dict:
     if ranks.writes:
         (ctx.out / "log_history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
     metrics = summary_metrics(fitted, history, ranks)
+    if objective != "sft":  # its own numbers: implicit rewards (dpo, orpo, kto), the reward and its parts (grpo)
+        metrics.update(objectives.summary(ctx.params["train"], history))
     tokens_per_s = fitted.progress.tokens_seen / fitted.wall if fitted.wall else 0.0
     performance = speed.device_facts(device, tokens_per_s, speed.flops_per_token(total, trainable))
     ctx.log(f"{tokens_per_s:,.0f} tokens/s, " + speed.describe(performance))
@@ -62,7 +68,8 @@ def train(ctx, ranks: Ranks, resume) -> dict:
     return {"metrics": metrics, "facts": {**performance, "device": device, "precision": precision,
                                           "effective_batch": plan.effective, "steps_per_epoch": plan.steps_per_epoch,
                                           "total_steps": plan.max_steps, "trainable_parameters": trainable,
-                                          "warnings": warnings, "resumed_from": fitted.resume.name if fitted.resume else None}}
+                                          "warnings": warnings, "resumed_from": fitted.resume.name if fitted.resume else None,
+                                          **({"objective": objective} if objective != "sft" else {})}}
 
 
 def resolve_precision(wanted: str, device: str) -> str:
@@ -168,8 +175,21 @@ class Fitted:
     wall: float  # seconds in Trainer.train
 
 
-def fit(ctx, model, arguments: dict, dataset, collator, plan: BatchPlan, ranks: Ranks, resume, device: str) -> Fitted:
-    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments
+def sft_trainer(model, dataset, collator, ranks: Ranks):
+    """(TrainingArguments keywords, callbacks, loss guard) -> transformers' Trainer on the token examples
+    (the guard reads the loss from the model's forward). The other objectives': engine/training/objectives.py."""
+    def build(arguments: dict, callbacks: list, guard):
+        from transformers import Trainer, TrainingArguments
+
+        kind = distributed.trainer_class() if ranks.world > 1 else Trainer
+        return kind(model=model, args=TrainingArguments(**arguments), train_dataset=dataset["train"],
+                    eval_dataset=dataset.get("validation"), data_collator=collator, callbacks=callbacks)
+
+    return build
+
+
+def fit(ctx, model, arguments: dict, build, plan: BatchPlan, ranks: Ranks, resume, device: str) -> Fitted:
+    from transformers import EarlyStoppingCallback, PrinterCallback
 
     from engine.training.callbacks import Checkpoints, LossGuard, Progress
 
@@ -184,10 +204,7 @@ def fit(ctx, model, arguments: dict, dataset, collator, plan: BatchPlan, ranks: 
         callbacks.append(EarlyStoppingCallback(early["patience"], early["min_delta"]))
 
     def make_trainer(compiled: bool):
-        kind = distributed.trainer_class() if ranks.world > 1 else Trainer
-        trainer = kind(model=model, args=TrainingArguments(**arguments, torch_compile=compiled),
-                       train_dataset=dataset["train"], eval_dataset=dataset.get("validation"),
-                       data_collator=collator, callbacks=callbacks)
+        trainer = build({**arguments, "torch_compile": compiled}, callbacks, guard)
         trainer.remove_callback(PrinterCallback)  # our progress bar shows the loss; no dict dumps
         return trainer
 
@@ -252,8 +269,8 @@ def save_output(trainer, out, ranks: Ranks, tokenizer, lora, labels, sharded: bo
     final = trainer.accelerator.unwrap_model(trainer.model) if sharded else trainer.model
     if labels:
         (out / "labels.json").write_text(json.dumps(labels), encoding="utf-8")
-    if lora:  # (never sharded: runtime.fsdp refuses model.lora)
-        final.save_pretrained(out / "adapter")
+    if lora:  # (never sharded: runtime.fsdp refuses model.lora); not TRL's frozen reference copy ("ref")
+        final.save_pretrained(out / "adapter", selected_adapters=["default"])
     else:
         final.save_pretrained(out / "model", safe_serialization=True, **({"state_dict": state} if sharded else {}))
         tokenizer.save_pretrained(out / "model")
