@@ -7,8 +7,9 @@
 Each template binds its inputs by role. Evaluate and generate load the model to score from their
 `weights` role: `train` for the fine-tuned model, `model` for a baseline node, explicitly; a
 sweep variant binds its own train node. (Never "a missing input means baseline".) `copy-index` exists when a `copy`
-check is asked for; generate reads the data only when it has checks to compare against.
-Sweeps and multi-phase training will add templates of these same kinds.
+check is asked for, or a `pairs` section; generate reads the data only when it has checks to compare against.
+With `pairs`, a pairs node (model, data, copy-index ──► pairs) makes dpo's preference pairs and train
+reads them through its `pairs` role. Sweeps and multi-phase training will add templates of these same kinds.
 """
 from __future__ import annotations
 
@@ -37,16 +38,21 @@ def _copy_check(spec: Spec) -> bool:
     return "copy" in (spec.get("generate.checks") or ())
 
 
+def _pairs(spec: Spec) -> bool:
+    return spec.has("pairs")
+
+
 PIPELINE: tuple[NodeTemplate, ...] = (
     NodeTemplate("tokenizer", "tokenizer", when=_trains_tokenizer),
     NodeTemplate("model", "model", inputs={"tokenizer": "tokenizer"}),
     NodeTemplate("data", "data", inputs={"model": "model"}, output_deps={"model": "tokenizer"}),
-    NodeTemplate("train", "train", inputs={"model": "model", "data": "data"}),
+    NodeTemplate("pairs", "pairs", when=_pairs, inputs={"model": "model", "data": "data", "copy-index": "copy-index"}),
+    NodeTemplate("train", "train", inputs={"model": "model", "data": "data", "pairs": Bind("pairs", _pairs)}),
     NodeTemplate("evaluate", "evaluate", when=_evaluates,
                  inputs={"weights": "train", "data": "data", "model": "model"}),
     NodeTemplate("evaluate[baseline]", "evaluate", when=lambda s: _evaluates(s) and bool(s.get("evaluate.baseline")),
                  inputs={"weights": "model", "data": "data", "model": "model"}),
-    NodeTemplate("copy-index", "copy-index", when=lambda s: _generates(s) and _copy_check(s),
+    NodeTemplate("copy-index", "copy-index", when=lambda s: (_generates(s) and _copy_check(s)) or _pairs(s),
                  inputs={"data": "data", "model": "model"}, output_deps={"model": "tokenizer"}),
     NodeTemplate("generate", "generate", when=_generates,
                  inputs={"weights": "train", "model": "model", "data": Bind("data", _checks), "copy-index": "copy-index"}),
@@ -66,7 +72,7 @@ def resolve_spec(spec: Spec, registry: Registry | None = None):
     """The fine-tuning graph of a spec; for a sweep, its variants' graphs merged into one
     (engine/core/sweep_graph.py: each distinct stage once)."""
     registry = registry or default_registry()
-    problems = select_problems(spec) + reward_problems(spec)
+    problems = select_problems(spec) + training_check_problems(spec)
     if problems:
         from engine.errors import SpecError
 
@@ -158,16 +164,34 @@ def select_problems(spec: Spec) -> list:
     return spec_problems(spec)
 
 
-def reward_problems(spec: Spec) -> list:
-    """What grpo's check rewards (`train.rewards`, of the spec and each sweep variant) cannot do, as
-    located problems (engine/training/rewards.py); `engine validate` reports them too."""
+def training_check_problems(spec: Spec) -> list:
+    """What the checks that train cannot do (grpo's check rewards, `train.rewards`; the pairs stage's
+    `pairs.by`), of the spec and each sweep variant, as located problems; `engine validate` reports
+    them too. The checks are imported only for a spec that uses them so."""
     found: dict = {}
     for one in (spec, *(v for _, _, v in spec.variants)):
         if one.get("train.objective") == "grpo" and any("check" in part for part in one.get("train.rewards")):
             from engine.training.rewards import spec_problems
 
             found.update(dict.fromkeys(spec_problems(one)))
+        if one.has("pairs"):
+            found.update(dict.fromkeys(_pairs_by_problems(one)))
     return list(found)
+
+
+def _pairs_by_problems(spec: Spec) -> list:
+    """`pairs.by` must be a metric of `pairs.checks` (where they declare theirs)."""
+    from engine.checks.scoring import known_metrics
+    from engine.errors import Problem
+
+    checks, by = list(spec.get("pairs.checks")), spec.get("pairs.by")
+    names = known_metrics(checks)
+    if names is None or by in names:
+        return []
+    place = spec.place("pairs.by")
+    where = (place.file, place.line, place.col) if place else (spec.path.name, 0, 0)
+    return [Problem(*where, "$.pairs.by", f"{by!r} is not a metric of pairs.checks ({', '.join(checks)}); they report: "
+                                         f"{', '.join(sorted(names))}")]
 
 
 def _check_metric(spec: Spec, graph) -> None:

@@ -189,6 +189,36 @@ def test_grpo_check_rewards_score_each_answer_and_weigh_into_the_reward(project,
     assert set(node["metrics"]) >= {"reward", "reward_first", "reward_distinct_1", "reward_regex2"}
 
 
+PAIRS = "pairs: {checks: [distinct-n], by: distinct_1, samples: 4, max_new_tokens: 8, margin: 0.1, copy_span: 20}"
+
+
+def test_the_pairs_stage_pairs_the_best_and_worst_answers_by_the_checks_for_dpo(project, tmp_path, capsys):
+    text = spec("dpo", "max_steps: 2, batch_size: 4", extra=PAIRS + "\nevaluate: {split: test}")
+    (project / "spec.yaml").write_text(text.replace(DATA["dpo"], '  prompt: "# {title}\\n"\n  completion: "{good}"'))
+    assert main(["run", "spec.yaml"]) == 0
+    nodes = json.loads((project / "spec.lock.json").read_text())["nodes"]
+    made = nodes["pairs"]["metrics"]["pairs"]
+    assert 0 < made <= 22 and nodes["pairs"]["facts"]["pairs"]["train"]["prompts"] == 22
+    assert set(nodes["train"]["payload"]["upstream"]) == {"model", "data", "pairs"}
+    assert {"check distinct-n", "check copy"} <= set(nodes["pairs"]["payload"]["inputs"])
+    answers = [json.loads(line) for line in (output(tmp_path, nodes["pairs"]) / "answers.jsonl").read_text().splitlines()]
+    assert len(answers) == 22 * 4  # every prompt of the train split, 4 answers each (no validation split here)
+    for prompt in {(a["split"], a["prompt_index"]) for a in answers if a.get("chosen")}:
+        mine = [a for a in answers if (a["split"], a["prompt_index"]) == prompt]
+        [chosen], [rejected] = [a for a in mine if a.get("chosen")], [a for a in mine if a.get("rejected")]
+        best = max(a["scores"]["distinct_1"] for a in mine if not a["copy"])
+        assert chosen["scores"]["distinct_1"] == best >= rejected["scores"]["distinct_1"] + 0.1
+    from datasets import load_from_disk
+
+    pairs = load_from_disk(str(output(tmp_path, nodes["pairs"]) / "dataset"))["train"]
+    assert len(pairs) == made and set(pairs.column_names) >= {"prompt", "chosen", "rejected", "input_ids"}
+    assert nodes["train"]["metrics"]["steps"] == 2 and "rewards_margins" in nodes["train"]["metrics"]
+
+    steps = plan_json(capsys, "spec.yaml", "--set", "pairs.temperature=0.7")
+    assert {name: step["action"] for name, step in steps.items()} == {
+        "model": "cached", "data": "cached", "copy-index": "cached", "pairs": "run", "train": "run", "evaluate": "run"}
+
+
 def located(capsys, path: Path) -> list[str]:
     return [re.sub(r"^\S+\s+", "", line) for line in errors_of(capsys, path)]
 
@@ -219,13 +249,25 @@ def located(capsys, path: Path) -> list[str]:
      ["$.data.chosen  is read by train.objective dpo and orpo (preference pairs with data.prompt and data.rejected); "
       "set train.objective, or remove it",
       "$.train.rewards  is read by train.objective grpo only; remove it, or set train.objective: grpo"]),
+    ("dpo", '  prompt: "{title}"\n  chosen: "{good}"', "\npairs: {checks: [level], by: level_playable_rate}",
+     ["$.data.chosen  does not go with train.objective dpo, which reads prompts, and the pairs stage makes the pairs "
+      "(data.prompt); remove it"]),
+    ("dpo", '  prompt: "{title}"', "\npairs: {checks: [level], by: level_rate}",
+     ["$.pairs.by  'level_rate' is not a metric of pairs.checks (level); they report: level_playable_rate, "
+      "level_well_formed_rate"]),
+    ("kto", '  prompt: "{title}"\n  completion: "{good}"\n  label: even', "\npairs: {checks: [level], by: level_playable_rate}",
+     ["$.pairs  makes preference pairs for train.objective dpo or orpo, not kto; set train.objective: dpo, or remove pairs"]),
     ("sft", '  prompt: "{title}"\n  completion: "{good}"\n  label: even', "",
      ["$.data.label  does not apply to task causal-lm (of the objectives only train.objective kto reads a label); "
       "remove it"]),
 ])
 def test_missing_or_mixed_preference_fields_are_located_errors(objective, data, train, expected, project, capsys):
     text = spec("dpo", "max_steps: 1").replace(DATA["dpo"], data).replace("objective: dpo", f"objective: {objective}")
-    (project / "spec.yaml").write_text(text.replace("max_steps: 1}", f"max_steps: 1{train}}}"))
+    if train.startswith("\n"):  # a section of its own
+        text += train.lstrip("\n") + "\n"
+    else:  # more train fields
+        text = text.replace("max_steps: 1}", f"max_steps: 1{train}}}")
+    (project / "spec.yaml").write_text(text)
     assert located(capsys, project / "spec.yaml") == expected
 
 

@@ -84,15 +84,16 @@ def desirable(record: Record, field: str) -> bool | None:
     return None
 
 
-def examples(splits: dict, tokenizer, data: dict, bar, bad_rows: BadRows) -> tuple[dict, dict]:
-    """Per split a dataset of the text columns with `input_ids` and `labels` (see the module doc)."""
+def examples(splits: dict, tokenizer, data: dict, bar, bad_rows: BadRows, form: str | None = None) -> tuple[dict, dict]:
+    """Per split a dataset of the text columns with `input_ids` and `labels` (see the module doc), in
+    the form the data fields name, or `form` (the pairs stage's pairs, made from answers, not fields)."""
     from datasets import Dataset
 
     from engine.dataprep.instructions import tokenized
 
     if tokenizer.eos_token_id is None:
         raise StageError("the model's tokenizer has no end-of-text token; preference and reward data need one")
-    form, max_length = form_of(data), data["max_length"]
+    form, max_length = form or form_of(data), data["max_length"]
     out: dict = {}
     facts: dict = {"form": form, "max_length": max_length, "truncated": {}}
     for split, cols in splits.items():

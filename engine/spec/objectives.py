@@ -3,6 +3,7 @@
     sft    text, instruction or chat data (the data section's own rules)
     dpo    data.prompt, data.chosen, data.rejected            preference pairs
     orpo   data.prompt, data.chosen, data.rejected            preference pairs, no reference model
+           data.prompt (+ data.completion); `pairs`           pairs the checks make from the model's answers
     kto    data.prompt, data.completion, data.label (boolean)  single answers, desirable or not
     grpo   data.prompt; train.rewards                          the model samples, the rewards judge
 
@@ -38,6 +39,10 @@ def problems(tree: dict) -> list[tuple[tuple, str, bool]]:
     train = tree.get("train") if isinstance(tree.get("train"), dict) else {}
     out = [(("train", key), f"is read by train.objective grpo only; remove it, or set train.objective: grpo", True)
            for key in GRPO_ONLY if key in train and objective != "grpo"]
+    made = "pairs" in tree and objective in ("dpo", "orpo")  # the pairs stage makes the pairs from data.prompt
+    if "pairs" in tree and not made:
+        out.append((("pairs",), f"makes preference pairs for train.objective dpo or orpo, not {objective}; set "
+                                "train.objective: dpo, or remove pairs", True))
     if objective == "sft":
         out += [(("data", key), "is read by train.objective dpo and orpo (preference pairs with data.prompt and "
                                 f"data.{'rejected' if key == 'chosen' else 'chosen'}); set train.objective, or remove it", True)
@@ -45,13 +50,14 @@ def problems(tree: dict) -> list[tuple[tuple, str, bool]]:
         if "beta" in train:
             out.append((("train", "beta"), "is not read by train.objective sft; remove it, or set train.objective", True))
         return out
-    needs = READS[objective]
+    needs, allowed, what = READS[objective], READS[objective], WHAT[objective]
+    if made:
+        needs, allowed, what = ("prompt",), ("prompt", "completion"), "prompts, and the pairs stage makes the pairs"
     reads = ", ".join(f"data.{key}" for key in needs)
-    out += [(("data",), f"missing required key {key!r}: train.objective {objective} reads {WHAT[objective]} ({reads})", True)
+    out += [(("data",), f"missing required key {key!r}: train.objective {objective} reads {what} ({reads})", True)
             for key in needs if key not in data]
-    out += [(("data", key), f"does not go with train.objective {objective}, which reads {WHAT[objective]} ({reads}); "
-                            f"remove it", True)
-            for key in FORMS if key in data and key not in needs and key != "label"]  # label: the schema's rule says it
+    out += [(("data", key), f"does not go with train.objective {objective}, which reads {what} ({reads}); remove it", True)
+            for key in FORMS if key in data and key not in allowed and key != "label"]  # label: the schema's rule says it
     if objective == "grpo":
         out += _grpo_problems(train)
     return out

@@ -11,12 +11,13 @@ Modules import torch, transformers and datasets inside `run`, never at import ti
 """
 from __future__ import annotations
 
-from engine.stages import copy_index, data, evaluate, generate, model, tokenizer, train
+from engine.stages import copy_index, data, evaluate, generate, model, pairs, tokenizer, train
 
 STAGES = {
     "tokenizer": tokenizer,
     "model": model,
     "data": data,
+    "pairs": pairs,
     "train": train,
     "evaluate": evaluate,
     "generate": generate,

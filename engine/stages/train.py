@@ -18,7 +18,7 @@ from engine.training.distributed import Ranks
 
 VERSION = 1
 LIBRARIES = ("torch", "transformers", "peft", "accelerate")
-ROLES = ("model", "data")  # input roles a pipeline may bind (engine/pipeline.py)
+ROLES = ("model", "data", "pairs")  # input roles a pipeline may bind (engine/pipeline.py); pairs: the pairs stage's
 PRODUCES = ("model", "adapter", "log_history.json")  # what out/ holds; the first that exists is what `engine show` points at
 
 
@@ -67,6 +67,8 @@ def run(ctx) -> dict:
     """Train here, or on the ranks runtime.processes and runtime.nodes ask for (the same result)."""
     settings = distributed.launch_settings(ctx.runtime)
     objective = ctx.get("train.objective", "sft")  # absent from an sft run's params (see OBJECTIVE_FIELDS)
+    if "pairs" in ctx.inputs:  # the pairs stage's preference pairs stand in for the data stage's examples
+        ctx.inputs = {**ctx.inputs, "data": ctx.inputs["pairs"]}
     if settings.world > 1 and objective != "sft":
         raise StageError(f"train.objective {objective} is not supported on several processes yet (runtime.processes "
                          f"{settings.processes}, runtime.nodes {settings.nodes}); leave runtime.processes and "
