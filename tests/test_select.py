@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.checks import distinct, levels, play_format
+from engine.checks import abc_notation, distinct, levels, play_format
 from engine.checks.scoring import known_metrics, run_all, score_each
 from engine.cli import main
 from tiny import spec_text
@@ -49,7 +49,7 @@ def test_declared_metric_names_are_what_the_checks_report():
         assert set(module.run([sample], None)) == set(module.METRICS), name
     assert known_metrics(["level", "distinct-n"]) == {"level_well_formed_rate", "level_playable_rate",
                                                       "distinct_1", "distinct_2", "distinct_3"}
-    assert known_metrics(["abc"]) is None  # declares no METRICS: only running it tells
+    assert known_metrics(["abc"]) == set(abc_notation.METRICS)  # abc_follows_rate only with record prompts
 
 
 # -- selection -------------------------------------------------------------------------------------
