@@ -74,6 +74,7 @@ bench: install
 	$(PY) bench/noop_run.py
 	$(PY) bench/diff_speed.py
 	$(PY) bench/copy_index.py
+	$(PY) bench/constrain_cost.py
 	$(PY) bench/data_memory.py
 	$(PY) bench/trainer_vs_engine.py
 	$(PY) bench/remote_transfer.py

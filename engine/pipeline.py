@@ -72,7 +72,7 @@ def resolve_spec(spec: Spec, registry: Registry | None = None):
     """The fine-tuning graph of a spec; for a sweep, its variants' graphs merged into one
     (engine/core/sweep_graph.py: each distinct stage once)."""
     registry = registry or default_registry()
-    problems = select_problems(spec) + training_check_problems(spec)
+    problems = select_problems(spec) + training_check_problems(spec) + constrain_problems(spec)
     if problems:
         from engine.errors import SpecError
 
@@ -160,6 +160,17 @@ def select_problems(spec: Spec) -> list:
     if not any(one.has("generate.select") for one in (spec, *(v for _, _, v in spec.variants))):
         return []  # the checks are imported only for a spec that selects
     from engine.checks.selection import spec_problems
+
+    return spec_problems(spec)
+
+
+def constrain_problems(spec: Spec) -> list:
+    """A `generate.constrain` grammar, regex or schema that does not compile (or a grammar file that
+    is missing), of the spec and each sweep variant, as located problems (engine/constrain/forms.py,
+    checked without a tokenizer); `engine validate` reports them too."""
+    if not any(one.has("generate.constrain") for one in (spec, *(v for _, _, v in spec.variants))):
+        return []  # llguidance is imported only for a spec that constrains
+    from engine.constrain.forms import spec_problems
 
     return spec_problems(spec)
 

@@ -28,7 +28,7 @@ def validate(spec_paths: list[str], overrides: list[str] | tuple[str, ...] = ())
     """Validate every spec given, and the data files each names (they exist; their first record has
     the fields the templates use). Collects all problems of all files; raises nothing for them."""
     from engine.spec import load_spec, thaw
-    from engine.pipeline import select_problems, training_check_problems
+    from engine.pipeline import constrain_problems, select_problems, training_check_problems
     from engine.spec.data_files import data_problems
 
     out = Validated()
@@ -40,6 +40,7 @@ def validate(spec_paths: list[str], overrides: list[str] | tuple[str, ...] = ())
             continue
         found = list(dict.fromkeys(p for s in _distinct_data(spec) for p in data_problems(s)))
         found += select_problems(spec) + training_check_problems(spec)  # a metric the checks do not report
+        found += constrain_problems(spec)  # a grammar that does not compile
         if found:
             out.problems.extend(found)
             continue

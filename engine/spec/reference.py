@@ -16,7 +16,7 @@ def _type(node: dict) -> str:
         kind = node["type"]
         if kind == "array":
             return f"list of {_type(node.get('items', {}))}"
-        return kind
+        return " or ".join(kind) if isinstance(kind, list) else kind
     alts = node.get("oneOf") or node.get("anyOf")
     if alts and all("type" in spec_schema.deref(a) or "enum" in spec_schema.deref(a) or "$ref" in a for a in alts):
         return " or ".join(_type(a) for a in alts)

@@ -3,7 +3,8 @@
 Seeded per prompt, so the cached samples are exactly what a rerun would produce. With
 `generate.checks`, the checks judge the samples and, as `metrics.reference`, held-out real items
 of the data (engine/checks/reference.py); with `generate.select`, more candidates are sampled and
-the best by a check's metric kept (engine/checks/selection.py, candidates.jsonl).
+the best by a check's metric kept (engine/checks/selection.py, candidates.jsonl). With
+`generate.constrain`, a grammar masks the logits of every token that would leave it (engine/constrain).
 """
 from __future__ import annotations
 
@@ -25,15 +26,20 @@ def reads(spec) -> tuple[str, ...]:
         fields += ("data.prompt",)
     if spec.has("generate.select"):
         fields += ("generate.select",)
+    if spec.has("generate.constrain"):
+        fields += ("generate.constrain",)
     return fields + (() if spec.has("generate.seed") else ("seed",))  # `baseline` only adds a node
 
 
 def inputs(spec) -> dict:
-    """The checks' own versions: changing how a check scores samples reruns generation's checks."""
+    """The checks' own versions (changing how a check scores samples reruns generation's checks), and
+    a constraint's grammar file, built-in grammar and library version."""
     from engine.checks import CHECKS
+    from engine.constrain.forms import key_inputs
     from engine.core.payload import Known
 
-    return {f"check {name}": Known(f"version {CHECKS[name].VERSION}") for name in spec.get("generate.checks")}
+    return {**{f"check {name}": Known(f"version {CHECKS[name].VERSION}") for name in spec.get("generate.checks")},
+            **key_inputs(spec)}
 
 
 def run(ctx) -> dict:
@@ -60,6 +66,11 @@ def run(ctx) -> dict:
     select = params.get("select")
     count = select["candidates"] if select else params["samples_per_prompt"]
     prompts = prompt_texts(params["prompts"], ctx.params.get("data", {}), tokenizer, params.get("chat", False))
+    steering = None
+    if params.get("constrain") is not None:  # a grammar masks the logits (engine/constrain)
+        from engine.constrain import Steering
+
+        steering = Steering(params["constrain"], ctx.spec_root, tokenizer, model.config.vocab_size)
     bar = ctx.bar(len(prompts) * count, "generating")
     rows = []
     with torch.no_grad():
@@ -70,7 +81,9 @@ def run(ctx) -> dict:
             asked = params["prompts"][number]  # a record prompt's fields also go with its samples, for the checks
             plain = not params.get("chat") and not isinstance(asked, dict)
             encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=plain).to(device)
-            outputs = model.generate(**encoded, num_return_sequences=count, **settings)
+            steer = {"logits_processor": steering.logits_processor(prompt, f"generate.prompts[{number}]"),
+                     "eos_token_id": tokenizer.eos_token_id} if steering else {}  # a whole document ends the sample
+            outputs = model.generate(**encoded, num_return_sequences=count, **settings, **steer)
             for index, output in enumerate(outputs):
                 new_tokens = output[encoded["input_ids"].shape[1]:]
                 ids = [int(t) for t in new_tokens if int(t) != tokenizer.pad_token_id]
@@ -80,6 +93,8 @@ def run(ctx) -> dict:
                              **({"fields": dict(asked)} if isinstance(asked, dict) else {})})
                 bar.advance(1)
     bar.close()
+    if steering:
+        ctx.log(steering.summary())
     context = check_context(ctx, tokenizer)
     if select:
         from engine.checks.selection import choose, write_candidates

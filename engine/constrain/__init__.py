@@ -1,0 +1,41 @@
+"""Constrained decoding (`generate.constrain`): a grammar masks every token that would leave it.
+
+    forms.py     the spec's forms -> a Constraint (checked without a tokenizer: located spec errors)
+    grammars.py  the built-in grammars: abc, svg, level, play, each as its check reads the format
+    library.py   llguidance behind it: syntax checks, the logits processor for `model.generate`
+
+`Steering` is what the generate stage holds: the constraint compiled for its model's tokenizer,
+giving a fresh logits processor per `generate` call. Nothing here imports torch or transformers
+at module level; `validate` and `plan` import forms, grammars and llguidance only.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class Steering:
+    """A constraint compiled for one tokenizer (a StageError naming the field when it cannot be)."""
+
+    def __init__(self, value, root: Path, tokenizer, vocab_size: int):
+        from engine.constrain import forms, library
+        from engine.errors import StageError
+
+        try:
+            self.constraint = forms.read(value, root)
+        except forms.ConstraintError as exc:
+            raise StageError(f"{exc.field}: {exc}") from None
+        self.masker = library.Masker(self.constraint.grammar, tokenizer, vocab_size, self.constraint.field)
+
+    def logits_processor(self, prompt: str, shown: str = "the prompt"):
+        """For one `model.generate` call on `prompt` (its batch: the samples of that prompt)."""
+        from transformers import LogitsProcessorList
+
+        return LogitsProcessorList([self.masker.processor(self.constraint.prefix(prompt), shown)])
+
+    def summary(self) -> str:
+        from engine.constrain import library
+
+        masker = self.masker
+        per_step = masker.seconds / masker.steps * 1e3 if masker.steps else 0.0
+        return (f"constrain {self.constraint.form} ({library.DISTRIBUTION} {library.version()}): tokenizer read in "
+                f"{masker.adapt_s:.2f} s, grammar compiled in {masker.compile_s:.3f} s, masks {per_step:.2f} ms a step")

@@ -1,0 +1,254 @@
+"""`generate.constrain`: the built-in grammars against real items of their formats, the spec's
+forms and their located errors, and a tiny model end to end (its samples are in the form asked)."""
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+import sys
+
+import pytest
+
+from engine.cli import main
+from engine.constrain import forms, grammars, library
+from engine.errors import StageError
+from tiny import spec_text
+
+from conftest import REPO
+
+COMPILED = {name: library.grammar("lark", builtin.lark) for name, builtin in grammars.BUILTINS.items()}
+
+
+def corpus_or_skip(read):
+    """What `read()` gives, or a skip where the package holding the corpus is not installed."""
+    try:
+        return read()
+    except StageError as exc:
+        pytest.skip(str(exc))
+
+
+# -- the built-in grammars take real work and refuse broken work ------------------------------------
+
+def test_abc_grammar_takes_real_tunes():
+    from engine.checks.abc_notation import REQUIRED, headers
+    from engine.corpora import abc_tunes
+
+    tunes = corpus_or_skip(lambda: [t for p in abc_tunes.files({"collections": ["oneills1850"]})
+                                    for t in abc_tunes.tunes(p)])
+    with_headers = [t["music"] for t in tunes if set(REQUIRED) <= headers(t["music"])]  # what the check asks for
+    sample = random.Random(0).sample(with_headers, 60)
+    refused = [(text.splitlines()[1], why) for text in sample if (why := library.accepts(COMPILED["abc"], text + "\n"))]
+    # over all 1,874 such tunes of O'Neill's, 1,866 (99.6%) pass; the others have typos (`!c2`, `|]*`)
+    assert len(refused) <= 1, refused
+
+
+def test_level_grammar_takes_real_windows():
+    from engine.corpora import mario_levels
+
+    rows = corpus_or_skip(lambda: mario_levels.grid(mario_levels.files({})[0]))
+    for start in range(0, len(rows[0]) - 50, 150):
+        window = mario_levels.to_columns(rows, start, 50) + "\n"
+        assert library.accepts(COMPILED["level"], window) is None, start
+
+
+def test_play_grammar_takes_the_scenes_the_check_passes():
+    from engine.checks.play_format import analyse
+    from engine.corpora import shakespeare
+
+    scenes = corpus_or_skip(lambda: list(shakespeare.scenes(shakespeare.play_files(plays=["twelfth-night"])[0])))
+    verdicts = []
+    for scene in scenes:
+        text = f"# {scene['title']}\n\n{scene['text']}\n"
+        verdicts.append((library.accepts(COMPILED["play"], text) is None, analyse(text)["follows_format"]))
+    assert all(grammar == check for grammar, check in verdicts), verdicts  # all 775 scenes: 772 agree (3 the check passes are refused)
+    assert sum(grammar for grammar, _ in verdicts) >= len(scenes) - 1
+
+
+def test_svg_grammar_takes_normalised_drawings():
+    from engine.corpora import clipart
+    from engine.formats import svg_normal
+
+    hand_made = svg_normal.normalise(
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="64pt" height="48pt">'
+        '<defs><linearGradient id="g"><stop offset="0" stop-color="#fff"/><stop offset="1" stop-color="#00f"/>'
+        '</linearGradient></defs><g style="fill:url(#g);stroke:#000000" transform="translate(2,2)">'
+        '<rect x="0" y="0" width="60" height="44" rx="3"/><circle cx="30" cy="22" r="10" fill="red"/>'
+        '<path d="M 10,40 L 54,40 L 32,8 z" fill-opacity="0.5"/><text x="4" y="12" font-size="8">Tom &amp; <tspan>Jerry</tspan></text>'
+        '</g><use xlink:href="#g" x="1"/></svg>')
+    assert library.accepts(COMPILED["svg"], hand_made) is None, hand_made
+    files = corpus_or_skip(lambda: clipart.drawings({"categories": ["shapes", "signs_and_symbols"]}))
+    drawn = [text for text in (svg_normal.normalise(p.read_text(encoding="utf-8", errors="replace")) for p in files[:120])
+             if text and svg_normal.tokens(text) <= 512][:20]
+    assert len(drawn) >= 5
+    for text in drawn:
+        assert library.accepts(COMPILED["svg"], text + "\n") is None, text
+
+
+@pytest.mark.parametrize("name, broken", [
+    ("abc", "X:1\nT:No key\nM:4/4\nL:1/8\n|:GABc dedB:|\n"),  # no K: line
+    ("abc", "X:1\nM:4/4\nL:1/8\nK:G\nGAB@ c|\n"),  # not a symbol of ABC
+    ("level", "--------------\nXX------------\nXX-----------\n"),  # a column of 13 tiles
+    ("level", "XX----------Z-\n"),  # not a tile
+    ("svg", '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">\n<g>\n<rect width="5" height="5"/>\n</svg>'),
+    ("svg", '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">\n<path d="M1 1L hello"/>\n</svg>'),
+    ("play", "**VIOLA**  \nWhat country, friends, is this?\n"),  # one turn is no dialogue
+    ("play", "**VIOLA**  \n**CAPTAIN**  \nThis is Illyria, lady.\n**VIOLA**  \nAnd what should I do?\n"),  # no speech
+])
+def test_builtin_grammars_refuse_broken_items(name, broken):
+    assert library.accepts(COMPILED[name], broken) is not None
+
+
+@pytest.mark.parametrize("spec, name", [("folk-tunes.yaml", "abc"), ("mario-levels.yaml", "level"),
+                                        ("drawings.yaml", "svg"), ("shakespeare-scenes.yaml", "play")])
+def test_the_shipped_prompts_begin_a_document_of_their_format(spec, name):
+    from engine.spec import load_spec
+
+    constraint = forms.read(name, REPO / "specs")
+    for prompt in load_spec(REPO / "specs" / spec).get("generate.prompts"):
+        prefix = constraint.prefix(prompt)
+        assert prefix and library.accepts(constraint.grammar, prefix, whole=False) is None, prompt
+
+
+def test_where_a_document_begins_in_a_prompt():
+    prefix = lambda name, prompt: forms.read(name, REPO).prefix(prompt)  # noqa: E731
+    assert prefix("abc", "Write a jig.\nX:1\nT:A\n") == "X:1\nT:A\n"
+    assert prefix("abc", "Write a folk tune in ABC notation.\n") == ""  # an instruction: the completion is the tune
+    assert prefix("level", "A level:\nXX------------\nXX----") == "XX------------\nXX----"
+    assert prefix("svg", "<!-- shapes: star -->\n<svg xmlns") == "<svg xmlns"
+    assert prefix("play", "# Twelfth Night\n\n**VIOLA**  \n") == "# Twelfth Night\n\n**VIOLA**  \n"
+    assert forms.read({"regex": "[a-z]+"}, REPO).prefix("X:1\n") == ""  # a user's form: the completion alone
+
+
+def test_a_gbnf_grammar_file_reads_as_lark_does():
+    gbnf = library.grammar("grammar", 'root ::= word (" " word)* "."\nword ::= [a-z]+\n')
+    lark = library.grammar("grammar", 'start: WORD (" " WORD)* "."\nWORD: /[a-z]+/\n')
+    for compiled in (gbnf, lark):
+        assert library.accepts(compiled, "the king sleeps.") is None
+        assert library.accepts(compiled, "the King sleeps.") is not None
+
+
+def test_a_prompt_that_does_not_begin_the_format_fails_generate_naming_the_field(tiny_model):
+    from transformers import AutoTokenizer
+
+    from engine.constrain import Steering
+
+    steering = Steering("abc", REPO, AutoTokenizer.from_pretrained(tiny_model), 300)
+    steering.logits_processor("X:1\nT:A\nM:6/8\n")  # a header under way
+    with pytest.raises(StageError, match=r"generate.constrain: the text of generate.prompts\[1\] from 'X:1\\nM:six"):
+        steering.logits_processor("X:1\nM:six eight\n", "generate.prompts[1]")
+
+
+# -- the spec's forms: located errors, found without a model ----------------------------------------
+
+def constrained(constrain_yaml: str, **changes) -> str:
+    text = spec_text("  path: tiny-model").replace("  temperature: 0.9", f"  temperature: 0.9\n  constrain: {constrain_yaml}")
+    text = text.replace("max_new_tokens: 8", "max_new_tokens: 40")
+    for old, new in changes.items():
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.mark.parametrize("constrain, files, where, message", [
+    ('{regex: "(the|king"}', {}, "$.generate.constrain.regex",
+     'does not compile: invalid regex "(the|king": regex parse error: (the|king error: unclosed group'),
+    ("{grammar: grammars/bad.lark}", {"grammars/bad.lark": 'start: WORD "!" tail\nWORD: /[a-z]+/\n'},
+     "$.generate.constrain.grammar", 'grammars/bad.lark, line 1 column 8: does not compile: unknown name: "tail"'),
+    ("{grammar: grammars/none.lark}", {}, "$.generate.constrain.grammar", "grammars/none.lark: no such file"),
+    ("{grammar: grammars/bad.gbnf}", {"grammars/bad.gbnf": 'root ::= "a" missing\n'}, "$.generate.constrain.grammar",
+     "cannot be read as a grammar: Failed to convert the grammar from GBNF to Lark: Rule 'missing' not found"),
+    ('{json_schema: {type: strng}}', {}, "$.generate.constrain.json_schema", "does not compile: Invalid type: strng"),
+    ("{regex: a, grammar: g.lark}", {}, "$.generate.constrain", "give exactly one of grammar, regex, json_schema"),
+    ("abd", {}, "$.generate.constrain", "must be one of: 'abc', 'svg', 'level', 'play' (got 'abd') (did you mean abc?)"),
+])
+def test_a_constraint_that_cannot_compile_is_a_located_spec_error(scenes_project, capsys, constrain, files, where, message):
+    for name, text in files.items():
+        (scenes_project / name).parent.mkdir(parents=True, exist_ok=True)
+        (scenes_project / name).write_text(text)
+    (scenes_project / "spec.yaml").write_text(constrained(constrain))
+    line = next(i for i, text in enumerate((scenes_project / "spec.yaml").read_text().splitlines(), 1) if "constrain:" in text)
+    for command in ("validate", "plan"):
+        assert main([command, "spec.yaml"]) == 2
+        err = capsys.readouterr().err
+        assert re.search(rf"spec\.yaml:{line}:\d+  {re.escape(where)}  ", err) and message in err, err
+
+
+LIGHT = """
+import sys
+from engine.cli import main
+codes = [main(["validate", "spec.yaml"]), main(["plan", "spec.yaml"])]
+print("CODES", codes, "HEAVY", sorted(m for m in ("torch", "transformers", "datasets", "numpy") if m in sys.modules))
+"""
+
+
+def test_validate_and_plan_of_a_constrained_spec_stay_light(scenes_project):
+    (scenes_project / "spec.yaml").write_text(constrained("abc"))
+    out = subprocess.run([sys.executable, "-c", LIGHT], cwd=scenes_project, capture_output=True, text=True,
+                         env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert "CODES [0, 0] HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_no_constraint_leaves_the_generate_key_as_it_was():
+    from engine.spec import load_spec
+    from engine.stages import generate
+
+    spec = load_spec(REPO / "specs" / "shakespeare-scenes.yaml")
+    assert "generate.constrain" not in generate.reads(spec)
+    assert not any(label.startswith("constrain") for label in generate.inputs(spec))
+
+
+# -- end to end: a tiny model's samples are in the form asked; a changed constraint reruns generate --
+
+REGEX = r"(king|queen|ghost)( (king|queen|ghost)){1,2}\."
+LARK = 'start: WORD (" " WORD){1,3} "!"\nWORD: "sea" | "storm" | "moon"\n'
+LARK_AS_REGEX = r"(sea|storm|moon)( (sea|storm|moon)){1,3}!"
+
+
+def _samples(tmp_path, key: str) -> list[dict]:
+    path = tmp_path / "store" / "store" / key[:2] / key / "out" / "samples.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_tiny_models_samples_match_the_regex_then_the_grammar_file(scenes_project, tmp_path, capsys):
+    """The untrained model (generate[baseline]) and the barely trained one (6 steps) both write
+    word salad unconstrained; constrained, every sample is whole in the form (each ends at EOS well
+    before max_new_tokens, as the grammar allows nothing else once complete)."""
+    spec = scenes_project / "spec.yaml"
+    spec.write_text(constrained(f"{{regex: '{REGEX}'}}", **{"  temperature: 0.9\n": "  temperature: 0.9\n  baseline: true\n"}))
+    assert main(["run", "spec.yaml"]) == 0
+    nodes = json.loads((scenes_project / "spec.lock.json").read_text())["nodes"]
+    for name in ("generate", "generate[baseline]"):
+        samples = _samples(tmp_path, nodes[name]["key"])
+        assert len(samples) == 4
+        assert all(re.fullmatch(REGEX, s["completion"]) for s in samples), [s["completion"] for s in samples]
+
+    (scenes_project / "grammars").mkdir()
+    (scenes_project / "grammars" / "words.lark").write_text(LARK)
+    spec.write_text(spec.read_text().replace(f"{{regex: '{REGEX}'}}", "{grammar: grammars/words.lark}"))
+    capsys.readouterr()
+    assert main(["run", "spec.yaml", "--json"]) == 0
+    assert sorted(json.loads(capsys.readouterr().out)["ran"]) == ["generate", "generate[baseline]"]
+    nodes = json.loads((scenes_project / "spec.lock.json").read_text())["nodes"]
+    for name in ("generate", "generate[baseline]"):
+        completions = [s["completion"] for s in _samples(tmp_path, nodes[name]["key"])]
+        assert all(re.fullmatch(LARK_AS_REGEX, c) for c in completions), completions
+
+    (scenes_project / "grammars" / "words.lark").write_text(LARK.replace('"moon"', '"moon" | "crown"'))
+    assert main(["plan", "spec.yaml", "--json"]) == 0  # the grammar file's content is in the key
+    plan = json.loads(capsys.readouterr().out)
+    assert sorted(step["stage"] for step in plan if step["action"] == "run") == ["generate", "generate[baseline]"], plan
+
+
+def test_a_builtin_constrains_the_document_the_prompt_begins(scenes_project, tmp_path):
+    """`play` on the tiny spec: the first prompt's heading starts the scene (the grammar reads it),
+    the second prompt is no scene, so its completion is one; either way the document is in the
+    format as far as it goes (40 tokens stop a scene before its second turn)."""
+    (scenes_project / "spec.yaml").write_text(constrained("play"))
+    assert main(["run", "spec.yaml"]) == 0
+    node = json.loads((scenes_project / "spec.lock.json").read_text())["nodes"]["generate"]
+    constraint = forms.read("play", scenes_project)
+    samples = _samples(tmp_path, node["key"])
+    assert [constraint.prefix(s["prompt"]) for s in samples] == ["# Scene 99\n\n"] * 2 + [""] * 2
+    for sample in samples:
+        document = constraint.prefix(sample["prompt"]) + sample["completion"]
+        assert library.accepts(COMPILED["play"], document, whole=False) is None, document
