@@ -67,7 +67,9 @@ class Plan:
 
     def library_drift(self) -> dict[str, tuple]:
         """{library: (recorded, installed)} where a stage reruns because a library version moved."""
-        return {r["name"]: (r["old"], r["new"]) for step in self.steps for r in step.reasons if r["kind"] == "library"}
+        from engine.core.reasons import library_drift
+
+        return library_drift(step.reasons for step in self.steps)
 
     def shared_nodes(self) -> list[str]:
         """A sweep's nodes that every variant shares."""

@@ -47,6 +47,12 @@ def no_output() -> dict:
     return {"kind": "no-output"}
 
 
+def library_drift(reason_lists) -> dict[str, tuple]:
+    """{library: (recorded, installed)} over lists of reasons: where a stage's key moved because a
+    library version did (the locked environment, `make install`, gives the recorded ones back)."""
+    return {r["name"]: (r["old"], r["new"]) for reasons in reason_lists for r in reasons if r["kind"] == "library"}
+
+
 def render(reason: dict) -> str:
     """One reason as a person reads it: `train.learning_rate 5e-05 -> 0.0001`."""
     kind = reason["kind"]

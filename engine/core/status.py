@@ -36,9 +36,10 @@ class NodeStatus:
 
 
 def library_drift(statuses: dict[str, NodeStatus]) -> dict[str, tuple]:
-    """{library: (recorded, installed)} over the out-of-date nodes: the record was made under other
-    library versions, which the locked environment (`make install`) gives back."""
-    return {r["name"]: (r["old"], r["new"]) for s in statuses.values() for r in s.reasons if r["kind"] == "library"}
+    """{library: (recorded, installed)} over the out-of-date nodes (engine.core.reasons.library_drift)."""
+    from engine.core.reasons import library_drift as drift
+
+    return drift(s.reasons for s in statuses.values())
 
 
 def record_status(graph: Graph, store: Store, digests: DigestCache, record: dict | None,
