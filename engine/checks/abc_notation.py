@@ -10,23 +10,26 @@ prompt, or after an instruction that is not ABC):
 and the pitch-class entropy (bits, of 12 classes) of the samples against that of 60 training
 tunes drawn with a fixed seed. With record prompts (instruction data: `generate.prompts` as
 `{meter: 6/8, key: G, ...}`), `abc_follows_rate` is the share of samples whose M: and K: headers
-are the metre and key the prompt asked for.
+are the metre and key the prompt asked for. With the training texts at hand, each parsed tune's
+`similarity` to the nearest training tune by its notes (abc_novelty.py): `abc_novel_valid_rate`
+is the share that parse and are not near-copies, `abc_nearest_similarity` the mean similarity of
+those that parse.
 """
 from __future__ import annotations
 
-VERSION = 6  # (2: several tunes judged by the first; 3: 3+ bars, 60 reference tunes; 4: tunes split at end-of-text;
+VERSION = 7  # (2: several tunes judged by the first; 3: 3+ bars, 60 reference tunes; 4: tunes split at end-of-text;
 # 5: the tune starts at the first X: line, follows_rate for record prompts; 6: bars judged by abc_bars, as abc2midi
-# plays them, not by music21's measures) bump when the same samples would get other results
+# plays them, not by music21's measures; 7: novel_valid, nearest similarity) bump when the same samples would get other results
 
 import math
 import random
 import re
 from functools import lru_cache
 
-from engine.checks import abc_bars
+from engine.checks import abc_bars, abc_novelty
 
 METRICS = ("abc_parse_rate", "abc_header_rate", "abc_complete_bars_rate", "abc_pitch_entropy",
-           "abc_corpus_pitch_entropy", "abc_follows_rate")  # what run reports (generate.select.by may name one)
+           "abc_corpus_pitch_entropy", "abc_follows_rate", "abc_novel_valid_rate", "abc_nearest_similarity")  # what run reports (generate.select.by may name one)
 REQUIRED = ("X", "M", "L", "K")
 REFERENCE_TUNES = 60  # parsing costs ~0.3 s a tune; 60 tunes give a few thousand notes
 
@@ -112,10 +115,27 @@ def run(samples: list[dict], context) -> dict:
         sample["abc"] = {k: v for k, v in result.items() if k != "pitch_classes"}
         if {"meter", "key"} & set(fields):
             sample["abc"]["follows"] = follows(text, fields)
+    tunes = training_tunes(context)
+    for sample, text, result in zip(samples, texts, results):
+        if result["parses"]:
+            sample["abc"]["similarity"] = round(tunes.similarity(text), 4)
+        result["novel_valid"] = result["parses"] and sample["abc"].get("similarity", 0.0) < abc_novelty.COPY_SIMILARITY
+        sample["abc"]["novel_valid"] = result["novel_valid"]
     share = lambda key: sum(r[key] for r in results) / len(results) if results else 0.0  # noqa: E731
+    similar = [s["abc"]["similarity"] for s in samples if "similarity" in s["abc"]]
     return {"abc_parse_rate": share("parses"), "abc_header_rate": share("has_headers"),
-            "abc_complete_bars_rate": share("complete_bars"),
+            "abc_complete_bars_rate": share("complete_bars"), "abc_novel_valid_rate": share("novel_valid"),
+            "abc_nearest_similarity": round(sum(similar) / len(similar), 4) if similar else 0.0,
             "abc_pitch_entropy": entropy([c for r in results for c in r["pitch_classes"]]),
             "abc_corpus_pitch_entropy": corpus_entropy(tuple(context.training_texts())),
             **({"abc_follows_rate": sum(s["abc"]["follows"] for s in judged) / len(judged)}
                if (judged := [s for s in samples if "follows" in s["abc"]]) else {})}
+
+
+def training_tunes(context) -> abc_novelty.Tunes:
+    """The training tunes (each from its X: line) as an abc_novelty.Tunes, built once per context."""
+    def build():
+        texts = context.training_texts()
+        return abc_novelty.Tunes([t for text in texts for t in re.split(r"(?m)^(?=X:)", text) if t.startswith("X:")])
+
+    return context.derived("abc tunes", build)

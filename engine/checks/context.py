@@ -52,3 +52,10 @@ class CheckContext:
             decoded = (self.tokenizer.decode(doc, skip_special_tokens=True) for doc in documents)
             self._read["training texts"] = [text for text in decoded if text.strip()]
         return self._read["training texts"]
+
+    def derived(self, name: str, build):
+        """`build()`, called once per context family: what a check derives from the training texts
+        (the level check's window array, the abc check's note sequences) is shared like them."""
+        if name not in self._read:
+            self._read[name] = build()
+        return self._read[name]

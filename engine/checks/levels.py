@@ -1,22 +1,33 @@
-"""level: is each sample a well-formed, playable Super Mario Bros level?
+"""level: is each sample a well-formed, playable, new Super Mario Bros level?
 
 A sample (prompt + completion) is read as columns, one per line, each 14 tiles bottom to top
 (the serialisation of the mario-levels corpus). A last line of fewer than 14 known tiles is a
 column cut by the token limit and is ignored; anything else on a line is judged.
   well_formed  the completion adds at least 8 columns, and every column is exactly 14 known tiles
-  playable     a path exists from the left edge to the right edge under these movement rules:
+  playable     MarioGPT's A* agent wins the level (engine/checks/mario_agent.py; `completion` is
+               the share of the level it reached). Where the agent cannot run (no Java) or runs
+               past its time limit, the rules below judge, and `judge` says which did.
+  identity     the share of tiles the new columns share with the nearest training window
+               (engine/checks/level_novelty.py); a copy at >= 0.9
+  novel_valid  playable and not a copy
+  rules        a path exists from the left edge to the right edge under these movement rules:
                Mario takes one tile and stands on an empty tile (sky `-`, coin `o`, path `x`,
                enemy `E`) that has a solid tile below it (ground `X`, brick `S`, blocks `?` `Q`,
                pipe `<>[]`, cannon `B` `b`). From a standing place he can reach any standing
                place up to 4 columns left or right and up to 4 rows higher (a walk or a jump),
                or any number of rows lower (a fall). He starts on any standing place in the
                first column and must reach one in the last column. Gaps with no ground are
-               falls to death: there is no standing place in them.
+               falls to death: there is no standing place in them. Stricter than the game:
+               on 24 real 24-column windows the agent won 20, the rules passed 14.
+Metrics: level_well_formed_rate, level_playable_rate, level_novel_valid_rate (shares of all
+samples), level_completion (the agent's mean completion, 0 for a level not well formed),
+level_identity (mean identity of the well-formed levels).
 """
 from __future__ import annotations
 
-VERSION = 2  # (2: at least 8 new columns; garbage on the last line counts) bump when the same samples would get other results
-METRICS = ("level_well_formed_rate", "level_playable_rate")  # what run reports (generate.select.by may name one)
+VERSION = 3  # (2: at least 8 new columns; garbage on the last line counts; 3: the A* agent judges, novelty) bump when the same samples would get other results
+METRICS = ("level_well_formed_rate", "level_playable_rate", "level_novel_valid_rate", "level_completion",
+           "level_identity")  # what run reports (generate.select.by may name one)
 
 from collections import deque
 
@@ -66,13 +77,49 @@ def playable(cols: list[str]) -> bool:
 
 
 def run(samples: list[dict], context) -> dict:
+    from engine.checks import mario_agent
+    from engine.checks.level_novelty import COPY_IDENTITY
+
+    unavailable = mario_agent.available()
+    windows = training_windows(context)
     results = []
     for sample in samples:
         cols = columns(sample["prompt"] + sample["completion"])
-        formed = well_formed(cols, len(columns(sample["prompt"])) + MIN_NEW_COLUMNS)
-        result = {"well_formed": formed, "playable": formed and playable(cols), "columns": len(cols)}
+        new = len(columns(sample["prompt"]))
+        formed = well_formed(cols, new + MIN_NEW_COLUMNS)
+        result = {"well_formed": formed, "playable": False, "columns": len(cols), "completion": 0.0}
+        if formed:
+            result.update(judge(cols, unavailable))
+            result["identity"] = round(windows.identity(cols[new:]), 4) if windows else None
+        result["novel_valid"] = result["playable"] and (result.get("identity") or 0.0) < COPY_IDENTITY
         sample["level"] = result
         results.append(result)
     n = len(results) or 1
+    identities = [r["identity"] for r in results if r.get("identity") is not None]
     return {"level_well_formed_rate": sum(r["well_formed"] for r in results) / n,
-            "level_playable_rate": sum(r["playable"] for r in results) / n}
+            "level_playable_rate": sum(r["playable"] for r in results) / n,
+            "level_novel_valid_rate": sum(r["novel_valid"] for r in results) / n,
+            "level_completion": round(sum(r["completion"] for r in results) / n, 4),
+            "level_identity": round(sum(identities) / len(identities), 4) if identities else 0.0}
+
+
+def judge(cols: list[str], unavailable: str | None) -> dict:
+    """{"playable", "completion", "judge"}: the agent's verdict, or the rules' where it cannot give one."""
+    from engine.checks import mario_agent
+    from engine.corpora.mario_levels import from_columns
+
+    played = None if unavailable else mario_agent.play(from_columns("\n".join(cols)))
+    if played is not None:
+        return {"playable": played["won"], "completion": played["completion"], "judge": "agent"}
+    by_rules = playable(cols)
+    return {"playable": by_rules, "completion": 1.0 if by_rules else 0.0,
+            "judge": f"rules ({unavailable or 'the agent ran past its time limit'})"}
+
+
+def training_windows(context):
+    """The training windows as a level_novelty.Windows, built once per context; None without data."""
+    if getattr(context, "data", None) is None:
+        return None
+    from engine.checks.level_novelty import Windows
+
+    return context.derived("level windows", lambda: Windows([columns(text) for text in context.training_texts()]))

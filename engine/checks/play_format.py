@@ -6,12 +6,14 @@ verse or prose of at most 74 characters (99% are under 60), stage directions in 
 two speaker lines), every speaker line but the last is followed by speech, and at least 80% of
 its non-empty lines are speaker lines, speech lines of at most 100 characters, directions or
 headings (not paragraphs of prose outside the play's form). Every scene of the corpus passes.
-Reported: the share of samples that follow it, and the mean number of speech lines per turn.
+Reported: the share of samples that follow it, and the mean number of speech lines per turn;
+where the spec has a `copy` check (its index is built), `play_novel_valid_rate`: the share that
+follow the format and share no passage of `generate.copy_span` characters with a training scene.
 """
 from __future__ import annotations
 
-VERSION = 2  # bump when the same samples would get other results (2: dialogue of 2+ turns, line length)
-METRICS = ("play_format_rate", "play_lines_per_turn")  # what run reports (generate.select.by may name one)
+VERSION = 3  # bump when the same samples would get other results (2: dialogue of 2+ turns, line length; 3: novel_valid)
+METRICS = ("play_format_rate", "play_lines_per_turn", "play_novel_valid_rate")  # what run reports (generate.select.by may name one)
 
 import re
 
@@ -43,5 +45,12 @@ def run(samples: list[dict], context) -> dict:
     for sample, result in zip(samples, results):
         sample["play_format"] = result
     with_turns = [r for r in results if r["turns"]]
-    return {"play_format_rate": sum(r["follows_format"] for r in results) / (len(results) or 1),
-            "play_lines_per_turn": sum(r["lines_per_turn"] for r in with_turns) / (len(with_turns) or 1)}
+    metrics = {"play_format_rate": sum(r["follows_format"] for r in results) / (len(results) or 1),
+               "play_lines_per_turn": sum(r["lines_per_turn"] for r in with_turns) / (len(with_turns) or 1)}
+    if getattr(context, "copy_index_folder", None) is not None:  # a spec with the `copy` check
+        index = context.copy_index()
+        for sample, result in zip(samples, results):
+            result["novel_valid"] = result["follows_format"] and \
+                index.longest_passage(sample["completion"]).length < context.copy_span
+        metrics["play_novel_valid_rate"] = sum(r["novel_valid"] for r in results) / (len(results) or 1)
+    return metrics

@@ -17,13 +17,14 @@ A sample's drawing is the SVG document in its prompt and completion together (fr
             text `copy` check finds verbatim passages)
 Metrics: svg_parse_rate, svg_render_rate, svg_copy_rate (shares of all samples), svg_elements and
 svg_colours (means over the samples that parse), svg_nearest_distance (mean over those that
-render). Each rendered sample's picture is saved in the generate stage's output as
+render), svg_novel_valid_rate (the share that render and are not a copy). Each rendered sample's picture is saved in the generate stage's output as
 `thumbnails/<prompt>-<sample>.png` (the report shows them).
 """
 from __future__ import annotations
 
-VERSION = 1  # bump when the same samples would get other results
-METRICS = ("svg_parse_rate", "svg_render_rate", "svg_elements", "svg_colours", "svg_nearest_distance", "svg_copy_rate")
+VERSION = 2  # (2: svg_novel_valid_rate) bump when the same samples would get other results
+METRICS = ("svg_parse_rate", "svg_render_rate", "svg_elements", "svg_colours", "svg_nearest_distance", "svg_copy_rate",
+           "svg_novel_valid_rate")
 
 import re
 import xml.etree.ElementTree as ET
@@ -187,7 +188,8 @@ def run(samples: list[dict], context) -> dict:
     return {"svg_parse_rate": len(parsed) / n, "svg_render_rate": sum(r["renders"] for r in results) / n,
             "svg_elements": mean(parsed, "elements"), "svg_colours": mean(parsed, "colours"),
             "svg_nearest_distance": mean(rendered, "nearest"),
-            "svg_copy_rate": sum(r.get("copy", False) for r in results) / n}
+            "svg_copy_rate": sum(r.get("copy", False) for r in results) / n,
+            "svg_novel_valid_rate": sum(r["renders"] and not r.get("copy", False) for r in results) / n}
 
 
 def _on_white(image):

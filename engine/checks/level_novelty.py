@@ -1,0 +1,45 @@
+"""How close a level is to the nearest training window, tile by tile (MarioGPT's novelty measure).
+
+The training texts are windows of WIDTH columns. A level's new columns (those after its prompt)
+are laid over every training window at every shift where they fit, and the share of identical
+tiles at the best placement is the level's `identity` (1.0: a training window's columns, tile for
+tile). A level longer than the windows is read in consecutive window-wide pieces (the last one
+ending at the level's end) and its identity is their mean: a level glued from copied pieces is a
+copy too. A level with identity >= COPY_IDENTITY is a copy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+COPY_IDENTITY = 0.9  # MarioGPT's line: a level 90% tile-identical to a training level is a copy
+
+
+def tile_array(columns: list[str]) -> np.ndarray:
+    return np.frombuffer("".join(columns).encode("ascii", "replace"), dtype=np.uint8).reshape(len(columns), -1)
+
+
+class Windows:
+    """The training windows as one array (windows x columns x rows), for nearest-window lookups."""
+
+    def __init__(self, windows: list[list[str]]):
+        width = max((len(w) for w in windows), default=0)
+        rows = len(windows[0][0]) if windows and windows[0] else 14
+        kept = [w for w in windows if len(w) == width and all(len(c) == rows for c in w)]
+        self.width, self.rows = width, rows
+        self.tiles = np.stack([tile_array(w) for w in kept]) if kept else np.zeros((0, width, rows), dtype=np.uint8)
+
+    def identity(self, columns: list[str]) -> float:
+        """The share of tiles of `columns` identical to the nearest training window's, at its best placement."""
+        if not len(self.tiles) or not columns:
+            return 0.0
+        pieces = [columns[start:start + self.width] for start in range(0, len(columns), self.width)]
+        if len(pieces) > 1 and len(pieces[-1]) < self.width:
+            pieces[-1] = columns[-self.width:]
+        return float(np.mean([self._piece(tile_array(piece)) for piece in pieces]))
+
+    def _piece(self, piece: np.ndarray) -> float:
+        best = 0
+        for shift in range(self.width - len(piece) + 1):
+            same = (self.tiles[:, shift:shift + len(piece), :] == piece[None]).sum(axis=(1, 2))
+            best = max(best, int(same.max()))
+        return best / piece.size
