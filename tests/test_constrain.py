@@ -222,6 +222,12 @@ def test_a_tiny_models_samples_match_the_regex_then_the_grammar_file(scenes_proj
         assert len(samples) == 4
         assert all(re.fullmatch(REGEX, s["completion"]) for s in samples), [s["completion"] for s in samples]
 
+    capsys.readouterr()  # `engine generate` samples under the spec's constraint too, unless --no-constrain
+    assert main(["generate", "spec.yaml", "Once upon a time ", "--stage", "model"]) == 0
+    assert re.fullmatch(REGEX, capsys.readouterr().out.removeprefix("Once upon a time ").rstrip("\n"))
+    assert main(["generate", "spec.yaml", "Once upon a time ", "--stage", "model", "--no-constrain"]) == 0
+    assert not re.fullmatch(REGEX, capsys.readouterr().out.removeprefix("Once upon a time ").rstrip("\n"))
+
     (scenes_project / "grammars").mkdir()
     (scenes_project / "grammars" / "words.lark").write_text(LARK)
     spec.write_text(spec.read_text().replace(f"{{regex: '{REGEX}'}}", "{grammar: grammars/words.lark}"))

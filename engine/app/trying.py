@@ -2,7 +2,8 @@
 
 The model comes from the store as the spec describes it today: the stage must be cached under
 its key (a stage that would run says what to run first). Nothing is written: no record, no entry.
-The sampling settings are the spec's `generate` section (with `--set` on top), so what you try is
+The sampling settings are the spec's `generate` section (with `--set` on top), its
+`generate.constrain` included unless `constrain=False` (`--no-constrain`), so what you try is
 what `engine run` samples:
 
     SPEC + --set ──plan──► stage cached? ──► its entry (+ the base model an adapter loads onto)
@@ -35,9 +36,10 @@ class Sampled:
 
 def generate(spec_path: str | Path, prompt: str, stage: str = "train", *, overrides: list[str] | tuple[str, ...] = (),
              store: str | Path | None = None, on_text: Callable[[str], None] | None = None,
-             max_new_tokens: int | None = None) -> Sampled:
+             max_new_tokens: int | None = None, constrain: bool = True) -> Sampled:
     """Sample one continuation of `prompt` from `stage`'s model (`train` by default; `model`, or
-    `evaluate[baseline]`, for the model before fine-tuning), streaming text to `on_text`."""
+    `evaluate[baseline]`, for the model before fine-tuning), streaming text to `on_text`; under the
+    spec's `generate.constrain` unless `constrain` is False."""
     from engine.app.running import plan
 
     p = plan(spec_path, overrides, store=store)
@@ -53,10 +55,12 @@ def generate(spec_path: str | Path, prompt: str, stage: str = "train", *, overri
     settings = {**DEFAULTS, **(p.spec.get("generate") or {})}
     if max_new_tokens is not None:
         settings["max_new_tokens"] = max_new_tokens
+    if not constrain:
+        settings.pop("constrain", None)
     seed = settings.get("seed", p.spec.get("seed"))
     started = time.perf_counter()
     text, tokens = _sample(p.store.entry_path(step.key) / "out", p.store.entry_path(base_key) / "out", p.spec, prompt,
-                           settings, seed, on_text)
+                           settings, seed, on_text, p.spec.root)
     return Sampled(stage, step.key, prompt, text, tokens, time.perf_counter() - started)
 
 
@@ -73,7 +77,8 @@ def _model_stage(graph, stage: str) -> str:
     return stage
 
 
-def _sample(weights: Path, base: Path, spec, prompt: str, settings: dict, seed: int, on_text) -> tuple[str, int]:
+def _sample(weights: Path, base: Path, spec, prompt: str, settings: dict, seed: int, on_text,
+            root: Path) -> tuple[str, int]:
     from engine.training.loading import quiet_libraries
 
     quiet_libraries()
@@ -100,6 +105,11 @@ def _sample(weights: Path, base: Path, spec, prompt: str, settings: dict, seed: 
                "repetition_penalty": settings["repetition_penalty"], "pad_token_id": tokenizer.pad_token_id}
     if not greedy:
         options.update(temperature=settings["temperature"], top_p=settings["top_p"], top_k=settings["top_k"] or None)
+    if settings.get("constrain") is not None:  # the spec's grammar masks the logits, as in `engine run`
+        from engine.constrain import Steering
+
+        steering = Steering(settings["constrain"], root, tokenizer, model.config.vocab_size)
+        options.update(logits_processor=steering.logits_processor(prompt), eos_token_id=tokenizer.eos_token_id)
     set_seed(seed)
     encoded = tokenizer(prompt, return_tensors="pt").to(device)
     with torch.no_grad():

@@ -15,6 +15,8 @@ def register(sub) -> None:
                    help="whose model: train (default; a sweep names its variant, e.g. train[lr=0.001]), or model / "
                         "evaluate[baseline] for the model before fine-tuning")
     p.add_argument("--max-new-tokens", type=int, metavar="N", help="instead of the spec's generate.max_new_tokens")
+    p.add_argument("--no-constrain", dest="constrain", action="store_false",
+                   help="sample without the spec's generate.constrain (by default its grammar steers, as in `engine run`)")
     store_arg(p)
     p.set_defaults(handler=generate)
 
@@ -31,7 +33,7 @@ def generate(args) -> int:
         sys.stdout.flush()
 
     done = sample(args.spec, args.prompt, args.stage, overrides=args.overrides, store=args.store, on_text=show,
-                  max_new_tokens=args.max_new_tokens)
+                  max_new_tokens=args.max_new_tokens, constrain=args.constrain)
     show("\n")
     print(f"({done.stage} {done.key[:12]}: {done.tokens} tokens in {done.seconds:.1f} s; nothing written)", file=sys.stderr)
     return 0
