@@ -1,9 +1,12 @@
 """How close a level is to the nearest training window, tile by tile (MarioGPT's novelty measure).
 
 The training texts are windows of WIDTH columns. A level's new columns (those after its prompt)
-are laid over every training window at every shift where they fit, and the share of identical
-tiles at the best placement is the level's `identity` (1.0: a training window's columns, tile for
-tile). A level longer than the windows is read in consecutive window-wide pieces (the last one
+are laid over every training window at every shift where they fit; at each placement, of the
+places where either has something drawn (a tile that is not sky `-`), the share that hold the same
+tile; the best placement's share is the level's `identity` (1.0: a training window's columns,
+tile for tile). Sky is left out because it is most of every level: counting it, 30 held-out real
+windows (3 whole segments held out) had a tile identity of 0.79 to 1.0, 13 of them >= 0.9;
+counting drawn tiles only, 0.25 to 1.0, 5 of them >= 0.9 (bench/level_novelty.py). A level longer than the windows is read in consecutive window-wide pieces (the last one
 ending at the level's end) and its identity is their mean: a level glued from copied pieces is a
 copy too. A level with identity >= COPY_IDENTITY is a copy.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+SKY = ord("-")
 COPY_IDENTITY = 0.9  # MarioGPT's line: a level 90% tile-identical to a training level is a copy
 
 
@@ -38,8 +42,10 @@ class Windows:
         return float(np.mean([self._piece(tile_array(piece)) for piece in pieces]))
 
     def _piece(self, piece: np.ndarray) -> float:
-        best = 0
+        best = 0.0
         for shift in range(self.width - len(piece) + 1):
-            same = (self.tiles[:, shift:shift + len(piece), :] == piece[None]).sum(axis=(1, 2))
-            best = max(best, int(same.max()))
-        return best / piece.size
+            window = self.tiles[:, shift:shift + len(piece), :]
+            drawn = (window != SKY) | (piece[None] != SKY)
+            same = ((window == piece[None]) & drawn).sum(axis=(1, 2)) / np.maximum(drawn.sum(axis=(1, 2)), 1)
+            best = max(best, float(same.max()))
+        return best

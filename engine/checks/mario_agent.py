@@ -26,7 +26,7 @@ from engine.packaged import Packaged
 
 AGENT = Packaged("mario-gpt", "mario_gpt", "simulator/PlayAstar.jar")
 PAD = 3  # columns of flat ground added before and after the level
-TIMEOUT = 20  # seconds; one level plays in about 1.5 s, JVM start included
+TIMEOUT = 10  # seconds; one level plays in about 1.5 s, JVM start included
 RESULT = re.compile(r"Game Status: (\w+) Percentage Completion: ([-\d.]+)")
 
 
