@@ -61,6 +61,14 @@ PIPELINE: tuple[NodeTemplate, ...] = (
 )
 
 
+def digests_read(kind: str) -> tuple[str, ...]:
+    """The output digests later stages read from an entry of this kind (the model's tokenizer),
+    for checking an entry whose node is not in any graph at hand (`engine cache verify`)."""
+    kinds = {t.name: t.kind for t in PIPELINE}
+    return tuple(sorted({part for t in PIPELINE for role, part in t.output_deps.items()
+                         if kinds[getattr(t.inputs[role], "node", t.inputs[role])] == kind}))
+
+
 def default_registry() -> Registry:
     """The stage kinds of `engine/stages/` (imported here, never by core)."""
     from engine.stages import STAGES
