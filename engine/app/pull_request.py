@@ -94,9 +94,10 @@ def review(base: str, head: str | None = None, store: str | Path | None = None) 
                 item.base = None  # it did not load at BASE: every stage is new
         if item.base is not None:
             item.changes = compare_graphs(item.base.graph, head_side.graph, item.base.inputs, head_side.inputs)
-            if item.changes.empty and item.changes.inputs_compared and not item.record_changed and path not in changed:
-                continue  # a YAML file it does not read, or an input of another stage: nothing of it moved
         item.reruns = pr.reruns(item.base, head_side, item.changes)
+        if item.base is not None and item.changes.empty and item.changes.inputs_compared and not item.reruns \
+                and not item.record_changed and path not in changed:
+            continue  # a YAML file it does not read, or an input of another spec: nothing of it moved
         out.specs.append(item)
     context.save()
     return out

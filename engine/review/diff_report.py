@@ -117,9 +117,10 @@ def changes_markdown(changes: SpecChanges) -> list[str]:
     return lines + [f"Stays cached: {', '.join(changes.cached) or 'nothing'}.", ""]
 
 
-def metrics_markdown(a, b, titles: tuple[str, str] = ("before", "after")) -> list[str]:
-    """The metrics of both sides and the change, where both are current (Markdown lines)."""
-    rows = metric_rows(a, b)
+def metrics_markdown(a, b, titles: tuple[str, str] = ("before", "after"), keep=None) -> list[str]:
+    """The metrics of both sides and the change, where both are current (Markdown lines); `keep`
+    (a set of `node.metric`) narrows them to those."""
+    rows = [row for row in metric_rows(a, b) if keep is None or row[0] in keep]
     if not rows:
         return []
     return [f"| metric | {titles[0]} | {titles[1]} | change |", "|---|---|---|---|",

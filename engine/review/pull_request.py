@@ -128,27 +128,31 @@ def affected(path: str, head: Side, changed: set[str]) -> bool:
 def reruns(base: Side | None, head: Side, changes: SpecChanges | None) -> list[Rerun]:
     """The head's stages whose key moves from BASE, each with its reasons and recorded wall time."""
     graph = head.graph
-    moving = set(graph.order) - set(changes.cached if changes else ())
+    own = {name: own_reasons(name, base, head) for name in graph.order}
+    moving = set(graph.order) - set(changes.cached if changes else ())  # as `engine diff` says
+    for name in [n for n, reasons in own.items() if reasons]:  # and the stages of a spec `model.from` names
+        moving |= {name} | graph.descendants(name)
     out = []
     for name in (n for n in graph.order if n in moving):
-        node, old = graph.nodes[name], base.graph.nodes.get(name) if base else None
-        reasons: list[dict] = []
-        if old is None:
-            reasons.append(why.no_output())
-        else:
-            for dotted, (a, b) in sorted(diff_values(thaw(old.params), thaw(node.params)).items()):
-                reasons.append(why.field(dotted, a, b))
-            known = base.inputs is not None and head.inputs is not None  # else the notes say they were not read
-            before, after = (base.inputs or {}).get(name, {}), (head.inputs or {}).get(name, {})
-            for label in sorted(set(before) | set(after)) if known else ():
-                if before.get(label) != after.get(label):
-                    change = "added" if label not in before else "removed" if label not in after else "modified"
-                    reasons.append(why.input_change(label, change))
-            upstream = [d for d in dict.fromkeys(node.deps) if d in moving]
-            if upstream:
-                reasons.append(why.upstream(upstream))
+        upstream = [d for d in dict.fromkeys(graph.nodes[name].deps) if d in moving]
+        reasons = own[name] + ([why.upstream(upstream)] if upstream and base and name in base.graph.nodes else [])
         out.append(Rerun(name, reasons or [why.no_output()], recorded_wall(name, head, base)))
     return out
+
+
+def own_reasons(name: str, base: Side | None, head: Side) -> list[dict]:
+    """Why a stage's own key moves from BASE: it is new, a field it reads or a file it reads changed."""
+    node, old = head.graph.nodes[name], base.graph.nodes.get(name) if base else None
+    if old is None:
+        return [why.no_output()]
+    reasons = [why.field(dotted, a, b) for dotted, (a, b) in sorted(diff_values(thaw(old.params), thaw(node.params)).items())]
+    if base.inputs is not None and head.inputs is not None:  # else the notes say they were not read
+        before, after = base.inputs.get(name, {}), head.inputs.get(name, {})
+        for label in sorted(set(before) | set(after)):
+            if before.get(label) != after.get(label):
+                change = "added" if label not in before else "removed" if label not in after else "modified"
+                reasons.append(why.input_change(label, change))
+    return reasons
 
 
 def recorded_wall(name: str, *sides: Side | None) -> float | None:

@@ -38,6 +38,8 @@ def _changed(item) -> str:
     if item.base is None:
         return "new spec" if item.head is not None else "does not load"
     changes = item.changes
+    if changes.empty and item.reruns:
+        return "a spec it starts from (model.from) changed"
     if changes.empty:
         return "record only" if item.record_changed else "no change to the resolved spec or its inputs"
     return f"{len(changes.fields)} field{'s' * (len(changes.fields) != 1)}, {len(changes.inputs)} input{'s' * (len(changes.inputs) != 1)} changed"
@@ -62,7 +64,10 @@ def markdown(review, marker: str) -> str:
         if item.head is None:
             lines += ["```", item.error or "", "```"]
             continue
-        if item.base is not None:
+        if item.base is not None and item.changes.empty and item.reruns:
+            lines += ["No change to this spec's own fields or files; the stages of a spec it starts from (`model.from`) "
+                      "changed (`engine diff` on that spec shows how).", ""]
+        elif item.base is not None:
             lines += diff_report.changes_markdown(item.changes)
         else:
             lines += ["New spec (or one that did not load at BASE): every stage runs.", ""]
@@ -72,10 +77,22 @@ def markdown(review, marker: str) -> str:
                       for r in item.reruns]
             lines.append("")
         if item.base is not None:
-            lines += diff_report.metrics_markdown(item.base, item.head, ("base", "head"))
+            lines += diff_report.metrics_markdown(item.base, item.head, ("base", "head"), headline_names(item.head))
         sides = (("BASE", item.base), ("HEAD", item.head))
         lines += [f"> {name}: {note}\n" for name, side in sides if side is not None for note in side.notes]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def headline_names(side) -> set[str]:
+    """`node.metric` of the numbers a review shows: the task's and checks' headline numbers and
+    each stage kind's few (engine/review/metrics.py); `engine diff --markdown` shows every one."""
+    from engine.review.metrics import headline, stage_headlines
+
+    names = {f"{node}.{metric}" for node, metric in headline(side.spec)}
+    for name in side.graph.order:
+        names |= {f"{name}.{metric}" for metric in stage_headlines(side.graph.spec_of(side.graph.nodes[name]),
+                                                                   side.graph.nodes[name].kind)}
+    return names
 
 
 def _md(text: str) -> str:
