@@ -217,3 +217,20 @@ def test_review_imports_no_heavy_library_loads_no_pickle_and_runs_no_stage(ran_t
     assert "EXIT 0 HEAVY none" in out.stdout, out.stdout + out.stderr  # the real stages: running one imports torch
     assert "| `train.learning_rate` |" in out.stdout
     assert entries(tmp_path / "store") == before  # nothing built
+
+
+def test_the_shipped_workflow_runs_review_on_pull_request_and_updates_one_comment():
+    from ruamel.yaml import YAML
+
+    from conftest import REPO
+
+    text = (REPO / "docs" / "examples" / "engine-review.yml").read_text()
+    flow = YAML(typ="safe").load(text)
+    assert list(flow["on"]) == ["pull_request"] and "pull_request_target" not in text.replace(
+        "not `pull_request_target`", "").replace("`pull_request_target` would", "")
+    assert flow["permissions"] == {"contents": "read", "pull-requests": "write"}
+    steps = flow["jobs"]["review"]["steps"]
+    assert steps[0]["with"] == {"fetch-depth": 0, "persist-credentials": False}
+    [review_step] = [s for s in steps if s.get("id") == "review"]
+    assert "engine review --base \"${{ github.event.pull_request.base.sha }}\" --markdown --fail-on stale" in review_step["run"]
+    assert f'startswith("{MARKER}")' in text and "--method PATCH" in text
