@@ -150,7 +150,7 @@ train: {learning_rate: 1.0e-5, epochs: 1}
 
 
 def test_a_changed_base_lists_the_specs_that_extend_it_or_start_from_it(team, capsys):
-    (team / "specs" / "y.yaml").write_text("spec_version: 1\nextends: x.yaml\nname: why\ngenerate: {prompts: [Twice]}\n")
+    (team / "specs" / "y.yaml").write_text("extends: x.yaml\nname: why\ngenerate: {prompts: [Twice]}\n")  # no spec_version
     (team / "specs" / "finetune.yaml").write_text(FINETUNE)
     for spec in ("x", "y", "finetune"):
         assert main(["run", f"specs/{spec}.yaml"]) == 0

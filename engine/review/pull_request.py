@@ -95,19 +95,23 @@ def changed_paths(top: Path, base: str, head: str | None) -> set[str]:
 
 
 def spec_paths(top: Path, rev: str | None) -> list[str]:
-    """Every YAML file with a top-level `spec_version` at `rev` (None: the working tree)."""
+    """Every spec at `rev` (None: the working tree): a YAML file with a top-level `spec_version`
+    or `extends` (a spec that extends another has its version from its base), or with a record."""
     if rev is None:
         names = git(top, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
     else:
         names = git(top, "ls-tree", "-r", "-z", "--name-only", rev).split("\0")
-    out = []
+    out, listed = [], set(names)
     for name in sorted(n for n in names if n.endswith(SPEC_SUFFIXES)):
+        if name.rsplit(".", 1)[0] + ".lock.json" in listed:
+            out.append(name)
+            continue
         if rev is None:
             path = top / name
             text = path.read_text(errors="replace") if path.is_file() and not path.is_symlink() else ""
         else:
             text = git(top, "show", f"{rev}:{name}")
-        if any(line.startswith("spec_version:") for line in text.splitlines()):
+        if any(line.startswith(("spec_version:", "extends:")) for line in text.splitlines()):
             out.append(name)
     return out
 
