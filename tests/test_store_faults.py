@@ -388,6 +388,8 @@ def test_disk_full_while_a_checkpoint_is_saved_says_so(scenes_project, small_dis
 @pytest.mark.parametrize("error", [
     RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"),  # torch's short write
     OSError(errno.ENOSPC, "No space left on device"),
+    type("SafetensorError", (Exception,), {})(  # what safetensors' Rust writer raises on a full disk
+        'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'),
 ])
 def test_disk_full_while_torch_saves_a_checkpoint_names_the_store_and_the_space(scenes_project, capsys, monkeypatch,
                                                                                 tmp_path, error):
