@@ -166,6 +166,16 @@ def test_a_changed_base_lists_the_specs_that_extend_it_or_start_from_it(team, ca
     assert all(item.stale for item in found.values())
 
 
+def test_the_estimate_scales_the_recorded_training_time_by_a_changed_epoch_count(team):
+    assert main(["run", "specs/x.yaml"]) == 0
+    set_wall_times(team, train=60.0, evaluate=10.0, generate=5.0)
+    commit(team, "x, one epoch")
+    edit(team, "epochs: 1", "epochs: 3")
+    commit(team, "x, three epochs")
+    [item] = review("HEAD~1").specs
+    assert [(r.stage, r.wall_s) for r in item.reruns] == [("train", 180.0), ("evaluate", 10.0), ("generate", 5.0)]
+
+
 def test_review_through_the_app(ran_then_changed):
     found = review("HEAD~1")
     [item] = found.specs

@@ -12,7 +12,7 @@ Everything is read from git or the working tree of the project: no stage runs, n
 pushed, no pickle is loaded and torch is never imported, so it is safe on a pull request from a
 fork. What reruns, and why, is the field, input and upstream changes of each stage from BASE to
 HEAD (the plan's reasons); its cost is the wall time recorded for that stage (HEAD's record,
-else BASE's).
+else BASE's), scaled by a changed `train.epochs` or `train.max_steps`.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 @dataclass
 class Rerun:
     """A stage of the head spec that would rerun (its key moved from BASE), why, and its last
-    recorded wall time (None when no record has one)."""
+    recorded wall time (None when no record has one), scaled by a changed epoch or step count."""
 
     stage: str
     reasons: list[dict]
@@ -140,8 +140,20 @@ def reruns(base: Side | None, head: Side, changes: SpecChanges | None) -> list[R
     for name in (n for n in graph.order if n in moving):
         upstream = [d for d in dict.fromkeys(graph.nodes[name].deps) if d in moving]
         reasons = own[name] + ([why.upstream(upstream)] if upstream and base and name in base.graph.nodes else [])
-        out.append(Rerun(name, reasons or [why.no_output()], recorded_wall(name, head, base)))
+        out.append(Rerun(name, reasons or [why.no_output()], scaled(recorded_wall(name, head, base), own[name])))
     return out
+
+
+SCALES = ("train.epochs", "train.max_steps")  # a recorded training time scales with these
+
+
+def scaled(wall: float | None, reasons: list[dict]) -> float | None:
+    """A recorded wall time scaled by a changed epoch or step count (3 epochs where 1 took 60 s: 180 s)."""
+    for r in reasons:
+        if wall is not None and r["kind"] == "field" and r["field"] in SCALES and all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (r["old"], r["new"])):
+            wall = wall * r["new"] / r["old"]
+    return wall
 
 
 def own_reasons(name: str, base: Side | None, head: Side) -> list[dict]:
