@@ -61,6 +61,14 @@ PIPELINE: tuple[NodeTemplate, ...] = (
 )
 
 
+def digests_read(kind: str) -> tuple[str, ...]:
+    """The output digests later stages read from an entry of this kind (the model's tokenizer),
+    for checking an entry whose node is not in any graph at hand (`engine cache verify`)."""
+    kinds = {t.name: t.kind for t in PIPELINE}
+    return tuple(sorted({part for t in PIPELINE for role, part in t.output_deps.items()
+                         if kinds[getattr(t.inputs[role], "node", t.inputs[role])] == kind}))
+
+
 def default_registry() -> Registry:
     """The stage kinds of `engine/stages/` (imported here, never by core)."""
     from engine.stages import STAGES
@@ -68,9 +76,10 @@ def default_registry() -> Registry:
     return STAGES
 
 
-def resolve_spec(spec: Spec, registry: Registry | None = None):
+def resolve_spec(spec: Spec, registry: Registry | None = None, read=None):
     """The fine-tuning graph of a spec; for a sweep, its variants' graphs merged into one
-    (engine/core/sweep_graph.py: each distinct stage once)."""
+    (engine/core/sweep_graph.py: each distinct stage once). `read(path) -> bytes` reads the spec
+    `model.from` names as the spec itself was read (at a git revision), not from the disk."""
     registry = registry or default_registry()
     problems = select_problems(spec) + training_check_problems(spec) + constrain_problems(spec)
     if problems:
@@ -78,16 +87,16 @@ def resolve_spec(spec: Spec, registry: Registry | None = None):
 
         raise SpecError(problems)
     if not spec.variants:
-        return _resolve_one(spec, registry, ())
+        return _resolve_one(spec, registry, (), read)
     from engine.core.sweep_graph import merge_variants
 
-    graph = merge_variants(spec, [(label, values, _resolve_one(variant, registry, ()))
+    graph = merge_variants(spec, [(label, values, _resolve_one(variant, registry, (), read))
                                   for label, values, variant in spec.variants])
     _check_metric(spec, graph)
     return graph
 
 
-def _resolve_one(spec: Spec, registry: Registry, chain: tuple):
+def _resolve_one(spec: Spec, registry: Registry, chain: tuple, read=None):
     """One spec's graph, with the graph of the spec its `model.from` names in front of it:
 
         pretrain:model ──► pretrain:data ──► pretrain:train ──(source)──► model ──► data ──► train ...
@@ -101,8 +110,8 @@ def _resolve_one(spec: Spec, registry: Registry, chain: tuple):
     graph = resolve(spec, registry, PIPELINE)
     if not spec.has("model.from"):
         return graph
-    ref_spec = _referenced_spec(spec, chain)
-    ref_graph = _resolve_one(ref_spec, registry, chain + (spec.path,))
+    ref_spec = _referenced_spec(spec, chain, read)
+    ref_graph = _resolve_one(ref_spec, registry, chain + (spec.path,), read)
     prefix = f"{ref_spec.name}:"
     stage = spec.get("model.stage")
     nodes: dict = {}
@@ -124,7 +133,7 @@ def _resolve_one(spec: Spec, registry: Registry, chain: tuple):
     return Graph(spec, nodes, tuple(nodes), registry)
 
 
-def _referenced_spec(spec: Spec, chain: tuple) -> Spec:
+def _referenced_spec(spec: Spec, chain: tuple, read=None) -> Spec:
     """The spec `model.from` names: inside the project, no sweep, no cycle; errors located."""
     from engine.core.project import check_inside, project_root
     from engine.errors import Problem, SpecError, UsageError
@@ -141,17 +150,25 @@ def _referenced_spec(spec: Spec, chain: tuple) -> Spec:
         check_inside(project_root(spec.root), str(target), spec.get("model.from"))
     except UsageError as exc:
         raise problem(str(exc)) from None
-    if not target.is_file():
+    if not (target.is_file() if read is None else _readable(read, target)):
         raise problem(f"{spec.get('model.from')}: no such spec (looked at {target})")
     if target.resolve() in chain + (spec.path,):
         raise problem(f"{spec.get('model.from')}: specs refer to each other in a cycle; one must start from a model")
-    ref = load_spec(target)
+    ref = load_spec(target, read=read)
     if ref.variants:
         raise problem(f"{spec.get('model.from')} is a sweep; name one of its variants' specs, or a spec without a sweep")
     stage = spec.get("model.stage")
     if stage == "train" and not ref.has("train"):
         raise problem(f"{spec.get('model.from')} has no train stage")
     return ref
+
+
+def _readable(read, path) -> bool:
+    try:
+        read(path)
+    except OSError:
+        return False
+    return True
 
 
 def select_problems(spec: Spec) -> list:

@@ -5,6 +5,7 @@ file damage, planted symlinks, a tiny tmpfs where root may mount one.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -215,6 +216,73 @@ def test_a_malformed_manifest_is_reported_moved_aside_and_rebuilt(project, tmp_p
     assert main(["cache", "verify"]) == 0
 
 
+@pytest.mark.parametrize("damage", [
+    lambda manifest: {**manifest, "result": {"metrics": manifest["result"]["metrics"]}},  # result without digests
+    lambda manifest: {**manifest, "result": {**manifest["result"], "digests": {"weights": "abc"}}},  # without the part
+    lambda manifest: {**manifest, "result": {}},
+])
+def test_a_manifest_without_the_output_digest_a_stage_reads_is_damaged_not_a_keyerror(project, tmp_path, capsys, fakes,
+                                                                                       damage):
+    assert main(["run", "specs/x.yaml"]) == 0
+    key = entries(tmp_path / "store")["model"]
+    manifest = entry_dir(tmp_path / "store", key) / "manifest.json"
+    manifest.write_text(json.dumps(damage(json.loads(manifest.read_text()))))
+    problem = "its manifest lacks the output digest 'tokenizer'"  # data's key reads the model's tokenizer digest
+    assert plan_json(capsys)["model"]["why"][0] == f"cached output is damaged ({problem}); rebuilding"
+    assert main(["show", "specs/x.yaml"]) == 0 and "Traceback" not in capsys.readouterr().err
+    assert main(["cache", "verify"]) == 1
+    assert f"damaged {key[:12]} scenes/model: {problem} (moved to " in capsys.readouterr().out
+    ran(fakes)
+    assert main(["run", "specs/x.yaml"]) == 0
+    assert ran(fakes) == ["model"]
+
+
+def test_a_run_rebuilds_an_entry_without_the_output_digest_a_stage_reads(project, tmp_path, capsys, fakes):
+    assert main(["run", "specs/x.yaml"]) == 0
+    key = entries(tmp_path / "store")["model"]
+    manifest = entry_dir(tmp_path / "store", key) / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "result": {}}))
+    ran(fakes)
+    assert main(["run", "specs/x.yaml"]) == 0  # no verify first: the run itself moves it aside
+    assert ran(fakes) == ["model"]
+    assert "its manifest lacks the output digest 'tokenizer'" in (
+        next((tmp_path / "store" / "corrupt").iterdir()) / "REASON").read_text()
+
+
+def test_cache_ls_and_gc_list_a_damaged_manifest(project, tmp_path, capsys):
+    assert main(["run", "specs/x.yaml"]) == 0
+    key = entries(tmp_path / "store")["train"]
+    _cut_short(entry_dir(tmp_path / "store", key) / "manifest.json")
+    capsys.readouterr()
+    assert main(["cache", "ls"]) == 0
+    captured = capsys.readouterr()
+    assert "5 entries" in captured.out and "; 1 damaged" in captured.out
+    assert f"damaged {key[:12]}: its manifest is not valid JSON (cut short?)" in captured.err
+    assert main(["cache", "ls", "--json"]) == 0
+    listed = {row["key"]: row for row in json.loads(capsys.readouterr().out)}
+    assert listed[key]["damaged"] == "its manifest is not valid JSON (cut short?)" and listed[key]["bytes"] > 0
+    assert main(["cache", "gc", "--grace", "0", "--records", str(project)]) == 0
+    assert f"damaged {key[:12]}: its manifest is not valid JSON (cut short?); not removed by gc" in capsys.readouterr().err
+    assert entry_dir(tmp_path / "store", key).is_dir()  # left for verify, which moves it aside
+
+
+def test_an_entry_whose_manifest_holds_another_keys_payload_is_refused(project, tmp_path, capsys, fakes):
+    assert main(["run", "specs/x.yaml"]) == 0
+    keys = entries(tmp_path / "store")
+    store = tmp_path / "store"
+    shutil.rmtree(entry_dir(store, keys["generate"]))
+    shutil.copytree(entry_dir(store, keys["evaluate"]), entry_dir(store, keys["generate"]))
+    manifest = entry_dir(store, keys["generate"]) / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "key": keys["generate"]}))  # relabelled
+    problem = "its manifest's payload does not hash to its key"
+    assert plan_json(capsys)["generate"]["why"][0] == f"cached output is damaged ({problem}); rebuilding"
+    assert main(["cache", "verify"]) == 1
+    assert f"damaged {keys['generate'][:12]} ?/?: {problem}" in capsys.readouterr().out
+    ran(fakes)
+    assert main(["run", "specs/x.yaml"]) == 0
+    assert ran(fakes) == ["generate"]
+
+
 def test_an_entry_whose_manifest_names_another_key_is_refused(project, tmp_path, capsys, fakes):
     assert main(["run", "specs/x.yaml"]) == 0
     keys = entries(tmp_path / "store")
@@ -313,6 +381,36 @@ def test_disk_full_while_a_checkpoint_is_saved_says_so(scenes_project, small_dis
     assert main(["run", "spec.yaml", "--until", "train", "--store", str(store)]) == 1
     err = capsys.readouterr().err
     assert "disk full" in err and "MB free now" in err and f"the store at {store}" in err
+    assert "unexpected pos" not in err and "Traceback" not in err
+    assert sorted(entries(store)) == ["data", "model"]
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"),  # torch's short write
+    OSError(errno.ENOSPC, "No space left on device"),
+    type("SafetensorError", (Exception,), {})(  # what safetensors' Rust writer raises on a full disk
+        'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'),
+])
+def test_disk_full_while_torch_saves_a_checkpoint_names_the_store_and_the_space(scenes_project, capsys, monkeypatch,
+                                                                                tmp_path, error):
+    import torch
+
+    from tiny import write_spec
+
+    real = torch.save
+
+    def save(obj, target, *args, **kwargs):  # the optimizer state of the first checkpoint meets a full disk
+        if "optimizer" in str(target):
+            raise error
+        return real(obj, target, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    write_spec(scenes_project, max_steps=4, save_every=2)
+    assert main(["run", "spec.yaml", "--until", "train"]) == 1
+    err = " ".join(capsys.readouterr().err.split())  # the reporter wraps long lines
+    store = tmp_path / "store"
+    assert "disk full" in err and f"into the store at {store} when the disk ran out" in err and "MB free now" in err
+    assert f"MB of checkpoints in {store / 'work'}" in err and "it needs more than" in err  # the weights were saved
     assert "unexpected pos" not in err and "Traceback" not in err
     assert sorted(entries(store)) == ["data", "model"]
 

@@ -203,6 +203,7 @@ def test_out_of_memory_on_the_cpu_names_the_settings(project, tmp_path, monkeypa
     err = capsys.readouterr().err
     assert "out of memory while training on cpu with train.batch_size 4 ([enforce fail at alloc_cpu.cpp" in err
     assert "DefaultCPUAllocator" in err and "train.batch_size 2 with train.gradient_accumulation 2" in err
+    assert "a lower data.max_length, adapters only with model.lora, or train.precision bf16" in " ".join(err.split())
     assert "Traceback" not in err
     assert stored_nodes(tmp_path / "store") == ["data", "model"]
 

@@ -13,6 +13,7 @@
     running.py     plan, prepare_run, run                        `engine plan`, `engine run`
     show.py        show                                          `engine show`
     review.py      diff, compare                                 `engine diff`, `engine compare`
+    pull_request.py review                                       `engine review` (the pull-request check)
     outputs.py     report, export                                `engine report`, `engine export`
     cache.py       ls, gc, verify                                `engine cache ls|gc|verify`
     transfer.py    push, pull                                    `engine cache push|pull`

@@ -87,18 +87,31 @@ class Listed:
     stage: str | None
     bytes: int
     last_used: float  # mtime of the entry: written or last used by a run
+    damaged: str | None = None  # what is wrong with its manifest (`cache verify` moves it aside)
 
     def as_json(self) -> dict:
-        return {"key": self.key, "spec": self.spec, "stage": self.stage, "bytes": self.bytes, "last_used": self.last_used}
+        return {"key": self.key, "spec": self.spec, "stage": self.stage, "bytes": self.bytes, "last_used": self.last_used,
+                "damaged": self.damaged}
 
 
 def ls(store: str | Path | None = None) -> tuple[Store, list[Listed]]:
-    """The store and its entries (in store order)."""
+    """The store and its entries (in store order), a damaged manifest's folder too, with its problem."""
     from engine.app.experiment import open_store
 
     the_store = open_store(store)
-    return the_store, [Listed(e.key, e.manifest.get("spec"), e.manifest.get("node"), entry_bytes(e),
-                              os.stat(e.path).st_mtime) for e in the_store.entries()]
+    return the_store, [Listed(key, e.manifest.get("spec"), e.manifest.get("node"), entry_bytes(e), os.stat(e.path).st_mtime)
+                       if e else Listed(key, None, None, folder_bytes(the_store.entry_path(key)),
+                                        os.stat(the_store.entry_path(key)).st_mtime, problem)
+                       for key, e, problem in the_store.scan()]
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def damaged_entries(store: Store) -> list[tuple[str, str]]:
+    """(key, problem) of each entry folder whose manifest is damaged: listed, never skipped silently."""
+    return [(key, problem) for key, entry, problem in store.scan() if entry is None]
 
 
 @dataclass(frozen=True)
@@ -126,6 +139,7 @@ class Collected:
     kept_busy: int = 0  # held by a running build
     dry_run: bool = False
     grace: float = GRACE_HOURS
+    damaged: list[tuple[str, str]] = field(default_factory=list)  # (key, problem): left for `cache verify`
 
     @property
     def freed(self) -> int:
@@ -164,6 +178,7 @@ def gc(store: str | Path | None = None, *, older_than: float | None = None, reco
     out = Collected(paths, len(referenced), dry_run=dry_run, grace=grace, history=history, outside_git=outside,
                     keep_commits=keep_commits, all_commits=all_commits)
     present = list(the_store.entries())
+    out.damaged = damaged_entries(the_store)
     out.kept = sum(1 for entry in present if entry.key in referenced)
     if on_keep is not None:
         on_keep(out)
@@ -237,11 +252,14 @@ def verify(store: str | Path | None = None, records: str | Path | None = None) -
     the project's records name (ignoring the stat cache)."""
     from engine.app.experiment import open_store
 
+    from engine.pipeline import digests_read
+
     the_store = open_store(store)
     out = Verified()
     for key, entry, problem in list(the_store.scan()):  # a damaged manifest is reported too, never skipped
         out.entries += 1
-        checked = the_store.verify_or_quarantine(entry) if entry else the_store.verify_key(key)
+        parts = digests_read(entry.manifest["payload"].get("kind")) if entry else ()
+        checked = the_store.verify_or_quarantine(entry, parts) if entry else the_store.verify_key(key)
         if checked.problems:
             manifest = entry.manifest if entry else {}
             out.damaged.append(Damaged(key, manifest.get("spec"), manifest.get("node"), checked.problems,

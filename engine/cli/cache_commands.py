@@ -62,11 +62,16 @@ def ls(args) -> int:
     for column in ("key", "spec", "stage", "size", "last used"):
         table.add_column(column)
     for row in sorted(rows, key=lambda r: -r.last_used):
-        table.add_row(row.key[:12], row.spec or "?", row.stage or "?", size_text(row.bytes),
+        table.add_row(row.key[:12], row.spec or "?", row.stage or "damaged", size_text(row.bytes),
                       time.strftime("%Y-%m-%d %H:%M", time.localtime(row.last_used)))
     console = Console(highlight=False)
     console.print(table)
-    console.print(f"{len(rows)} entries, {size_text(sum(r.bytes for r in rows))} in {store.root}")
+    damaged = [row for row in rows if row.damaged]
+    console.print(f"{len(rows)} entries, {size_text(sum(r.bytes for r in rows))} in {store.root}"
+                  + (f"; {len(damaged)} damaged" if damaged else ""))
+    for row in damaged:
+        print(f"damaged {row.key[:12]}: {row.damaged}; `engine cache verify` moves it aside (a run rebuilds it)",
+              file=sys.stderr)
     return 0
 
 
@@ -102,6 +107,8 @@ def gc(args) -> int:
         notes.append(f"kept {done.kept_busy} entries a running build holds")
     print(f"{len(done.removed)} entries, {size_text(done.freed)}{' would be' if done.dry_run else ''} freed"
           + (f"; {'; '.join(notes)}" if notes else ""))
+    for key, problem in done.damaged:
+        print(f"damaged {key[:12]}: {problem}; not removed by gc: `engine cache verify` moves it aside", file=sys.stderr)
     return 0
 
 

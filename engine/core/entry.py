@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.core.payload import key_of
+
 MANIFEST = "manifest.json"
 OUT = "out"
 
@@ -39,9 +41,10 @@ class Verified:
     moved_to: Path | None
 
 
-def manifest_problem(manifest) -> str | None:
+def manifest_problem(manifest, parts: tuple[str, ...] = ()) -> str | None:
     """What is wrong with a manifest's shape (a missing or mistyped field), or None. Every field
-    that code reads with `manifest[...]` is checked here, so a damaged one is a miss, not a KeyError."""
+    that code reads with `manifest[...]` is checked here, so a damaged one is a miss, not a KeyError;
+    `parts` are the output digests later stages read from it (data reads the model's tokenizer)."""
     if not isinstance(manifest, dict):
         return "its manifest is not a JSON object"
     if not isinstance(manifest.get("key"), str) or not isinstance(manifest.get("payload"), dict):
@@ -59,13 +62,16 @@ def manifest_problem(manifest) -> str | None:
     digests = result.get("digests", {})
     if not (isinstance(digests, dict) and all(isinstance(d, str) for d in digests.values())):
         return "its manifest's output digests are malformed"
-    return None
+    missing = [part for part in parts if part not in digests]
+    return f"its manifest lacks the output digest {missing[0]!r}" if missing else None
 
 
-def read_manifest(folder: Path) -> tuple[dict | None, str | None]:
-    """(manifest, None) for an entry folder whose manifest is sound and names this folder's key;
-    (None, problem) for one that is missing, unreadable (cut short, not JSON), malformed or names
-    another key. Only the manifest is read."""
+def read_manifest(folder: Path, parts: tuple[str, ...] = ()) -> tuple[dict | None, str | None]:
+    """(manifest, None) for an entry folder whose manifest is sound, names this folder's key and
+    holds a payload that hashes to it; (None, problem) for one that is missing, unreadable (cut
+    short, not JSON), malformed (`manifest_problem`), names another key or holds another key's
+    payload. Only the manifest is read: hashing its payload costs microseconds, so every lookup
+    does it (an entry copied or planted under another key is never a hit)."""
     try:
         text = (folder / MANIFEST).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -76,7 +82,9 @@ def read_manifest(folder: Path) -> tuple[dict | None, str | None]:
         manifest = json.loads(text)
     except ValueError:
         return None, "its manifest is not valid JSON (cut short?)"
-    problem = manifest_problem(manifest)
+    problem = manifest_problem(manifest, parts)
     if problem is None and manifest["key"] != folder.name:
         problem = "its manifest names another key"
+    if problem is None and key_of(manifest["payload"]) != folder.name:
+        problem = "its manifest's payload does not hash to its key"
     return (None, problem) if problem else (manifest, None)

@@ -83,6 +83,12 @@ class Graph:
         """The spec a node was resolved from: its sweep variant's, else the graph's."""
         return node.spec or self.spec
 
+    def digests_read(self, name: str) -> tuple[str, ...]:
+        """The output digests later nodes read from `name`'s entry (data reads the model's
+        tokenizer): an entry whose manifest lacks one is damaged, not a KeyError."""
+        return tuple(sorted({n.output_deps[role] for n in self.nodes.values() for role, dep in n.inputs.items()
+                             if dep == name and role in n.output_deps}))
+
     def descendants(self, name: str) -> set[str]:
         out: set[str] = set()
         frontier = [name]

@@ -112,7 +112,7 @@ def make_plan(graph: Graph, store: Store, digests: DigestCache, record: dict | N
         step = Step(node, RUN, key, payload)
         if key is not None:
             keys[name] = key
-            entry, damaged = store.check(key)
+            entry, damaged = store.check(key, graph.digests_read(name))
             step.entry, step.damaged = entry, damaged
         forced_upstream = [d for d in deps if d in steps and steps[d].force]
         if name in forced or forced_upstream:

@@ -123,7 +123,7 @@ def _run_through(run: "_Run", steps: list[Step], executor: Executor) -> None:
             if outcome.get("error"):
                 run.fail(step, StageError(outcome["error"]))
                 continue
-            entry, problem = run.store.check(outcome["key"])
+            entry, problem = run.store.check(outcome["key"], run.graph.digests_read(step.node.name))
             if entry is None:
                 run.fail(step, StageError(f"the executor built {step.node.name} but its entry is not in this store "
                                           f"({problem or 'missing'}); with a cluster, set runtime.remote so entries "
@@ -216,7 +216,7 @@ class _Run:
         entry = self.result.entries[name]
         if entry.key in self.sound:
             return
-        verified = self.store.verify_or_quarantine(entry)
+        verified = self.store.verify_or_quarantine(entry, self.graph.digests_read(name))
         if verified.entry is not None:
             self.result.entries[name] = verified.entry  # sound, or rebuilt meanwhile by another run
         else:
@@ -244,7 +244,7 @@ def build_step(step: Step, graph: Graph, store: Store, digests: DigestCache, rep
     assert key is not None and step.payload is not None
     waiting = lambda: reporter.event(Event("log", name, f"waiting for another run that is building {name} (key {key[:12]})"))  # noqa: E731
     with store.lock(key, on_wait=waiting):
-        entry, damaged = store.check(key)  # another process may have built it meanwhile
+        entry, damaged = store.check(key, graph.digests_read(name))  # another process may have built it meanwhile
         if entry is not None and not step.force:
             reporter.event(Event("cached", name, "built meanwhile by another run"))
             return entry, False
@@ -277,10 +277,10 @@ def build_step(step: Step, graph: Graph, store: Store, digests: DigestCache, rep
                     "result": stage_result, "wall_s": wall,
                 })
             except OSError as exc:
-                raise _disk_full(exc, staging, store) or exc
+                raise _disk_full(exc, staging, store, key) or exc
             except Exception as exc:
                 if "No space left on device" in str(exc):
-                    raise _disk_full(exc, staging, store) from exc
+                    raise _disk_full(exc, staging, store, key) from exc
                 raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -300,14 +300,19 @@ def _check_inputs_unchanged(graph: Graph, step: Step, digests: DigestCache) -> N
                          f"committed. Run again once the file is no longer being written.")
 
 
-def _disk_full(exc: BaseException, staging, store: Store) -> StageError | None:
+def _disk_full(exc: BaseException, staging, store: Store, key: str) -> StageError | None:
+    """Where, and what the stage had written (outputs, and checkpoints in its work dir): the least it needs."""
     if not (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) and "No space left on device" not in str(exc):
         return None
-    written = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file()) if staging.exists() else 0
+    written, work = (sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) if d.exists() else 0
+                     for d in (staging, store.work_dir(key)))
     free = shutil.disk_usage(store.root).free
-    return StageError(f"disk full: the stage had written {written / 1e6:.1f} MB into the store at {store.root} "
-                      f"when the disk ran out ({free / 1e6:.1f} MB free now). Free space (`engine cache gc`), or "
-                      f"point the store at a bigger disk with --store DIR / ENGINE_STORE; nothing was committed.")
+    during = " while saving a checkpoint" if "saving a checkpoint" in str(exc) else ""
+    kept = f" and {work / 1e6:.1f} MB of checkpoints in {store.work_dir(key)}" if work else ""
+    return StageError(f"disk full{during}: the stage had written {written / 1e6:.1f} MB of outputs{kept} into the store at "
+                      f"{store.root} when the disk ran out ({free / 1e6:.1f} MB free now); it needs more than "
+                      f"{(written + work) / 1e6:.1f} MB free there. Free space (`engine cache gc`), or point the store at a "
+                      f"bigger disk with --store DIR / ENGINE_STORE; nothing was committed.")
 
 
 def _headline(result: dict) -> str:

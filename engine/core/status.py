@@ -57,7 +57,7 @@ def record_status(graph: Graph, store: Store, digests: DigestCache, record: dict
         entry = None
         if key is not None:
             keys[name] = key
-            entry, _ = store.check(key)
+            entry, _ = store.check(key, graph.digests_read(name))
             if entry is not None:
                 entries[name] = entry
         old = recorded.get(name, {}).get("key")

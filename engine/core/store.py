@@ -7,8 +7,9 @@
     <root>/work/      per-key working dirs that survive interruption (training checkpoints)
     <root>/corrupt/   entries that failed their manifest, moved aside for inspection
 
-An entry whose manifest is missing, cut short, malformed or names another key is a miss with that
-reason; one whose files do not match its manifest is reported, moved aside and rebuilt (by a run
+An entry whose manifest is missing, cut short, malformed (a field missing, an output digest a later
+stage reads missing), names another key or holds a payload that does not hash to its key is a miss
+with that reason; one whose files do not match its manifest is reported, moved aside and rebuilt (by a run
 that needs it, or by `cache verify`, which rehashes every file's content and trusts no stat stamp).
 Never a crash, never a stale hit.
 """
@@ -59,15 +60,18 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def check(self, key: str) -> tuple[Entry | None, str | None]:
+    def check(self, key: str, parts: tuple[str, ...] = ()) -> tuple[Entry | None, str | None]:
         """(entry, None) for a good entry; (None, problem) for a damaged one; (None, None) if absent.
 
-        Quick check: the manifest is sound and names this key; every file listed exists with its
-        size; a file whose mtime changed is rehashed. Nothing is modified (the runner moves damaged
+        Quick check: the manifest is sound (with the output digests `parts` that later stages
+        read), names this key and its payload hashes to it; every file listed exists with its size;
+        a file whose mtime changed is rehashed. Content with its stamp intact is trusted here (a
+        plan must not rehash gigabytes); `verify` rehashes everything, and the runner does so for
+        each upstream entry before a stage loads it. Nothing is modified (the runner moves damaged
         entries aside).
         """
         path = self.entry_path(key)
-        manifest, problem = read_manifest(path)
+        manifest, problem = read_manifest(path, parts)
         if manifest is None:
             return None, problem if path.is_dir() else None  # no folder: absent (or removed meanwhile)
         for rel, info in manifest["files"].items():
@@ -81,9 +85,9 @@ class Store:
                 return None, f"output file {rel} was modified"
         return Entry(key, path, manifest), None
 
-    def verify(self, entry: Entry) -> list[str]:
+    def verify(self, entry: Entry, parts: tuple[str, ...] = ()) -> list[str]:
         """Full check: rehash every output file against the manifest; problems found."""
-        shape = manifest_problem(entry.manifest)
+        shape = manifest_problem(entry.manifest, parts)
         if shape:
             return [shape]
         problems = []
@@ -99,19 +103,19 @@ class Store:
                 problems.append(f"{file.relative_to(entry.out).as_posix()}: not in manifest")
         return problems
 
-    def verify_or_quarantine(self, entry: Entry) -> Verified:
+    def verify_or_quarantine(self, entry: Entry, parts: tuple[str, ...] = ()) -> Verified:
         """Rehash an entry; a damaged one is looked at again under its lock (a run may have rebuilt
         it meanwhile) and, if still damaged, moved aside so it is rebuilt. What `cache verify` and
         the runner (before a stage loads an upstream entry) both do."""
-        problems = self.verify(entry)
-        return Verified(entry, [], None) if not problems else self.verify_key(entry.key)
+        problems = self.verify(entry, parts)
+        return Verified(entry, [], None) if not problems else self.verify_key(entry.key, parts)
 
-    def verify_key(self, key: str) -> Verified:
+    def verify_key(self, key: str, parts: tuple[str, ...] = ()) -> Verified:
         """The full check of the entry at `key` under its lock: a damaged one (its manifest or its
         files) is moved aside so it is rebuilt; one a run rebuilt meanwhile is sound."""
         with self.lock(key):
-            current, damaged = self.check(key)  # the quick check may already see it (a file gone or cut)
-            problems = self.verify(current) if current else [damaged] if damaged else []
+            current, damaged = self.check(key, parts)  # the quick check may already see it (a file gone or cut)
+            problems = self.verify(current, parts) if current else [damaged] if damaged else []
             if not problems:
                 return Verified(current, [], None)  # rebuilt meanwhile (or gone: then None)
             return Verified(None, problems, self.quarantine(key, "; ".join(problems)))

@@ -83,39 +83,48 @@ def metric_rows(a, b) -> list[tuple[str, str, str, str]]:
 
 
 def markdown(a, b, changes: SpecChanges) -> str:
-    lines = [f"**engine diff** `{a.label}` → `{b.label}`", ""]
-    if changes.empty and changes.inputs_compared:
-        lines += ["No change to the resolved spec or the files it reads: every stage stays cached.", ""]
-    elif changes.empty:
-        lines += ["No change to the resolved spec; the files it reads were not compared.", ""]
-    else:
-        if changes.fields:
-            lines += ["| field | before | after | reruns |", "|---|---|---|---|"]
-            for c in changes.fields:
-                lines.append(f"| `{c.path}` | {_md(show_value(c.old))} | {_md(show_value(c.new))} | {', '.join(c.reruns) or 'nothing'} |")
-            lines.append("")
-        if changes.inputs:
-            lines += ["| input | change | before | after | reruns |", "|---|---|---|---|---|"]
-            for c in changes.inputs:
-                lines.append(f"| `{c.label}` | {c.change} | {_md(show_input(c.old))} | {_md(show_input(c.new))} | {', '.join(c.reruns)} |")
-            lines.append("")
-        for title, names in (("New variants", changes.variants_added), ("Gone variants", changes.variants_removed),
-                             ("Changed variants", changes.variants_changed)):
-            if names:
-                lines += [f"{title}: {', '.join(f'`{n}`' for n in names)}.", ""]
-        if changes.added:
-            lines += [f"New stages: {', '.join(changes.added)}.", ""]
-        if changes.removed:
-            lines += [f"Removed stages: {', '.join(changes.removed)}.", ""]
-        lines += [f"Stays cached: {', '.join(changes.cached) or 'nothing'}.", ""]
+    lines = [f"**engine diff** `{a.label}` → `{b.label}`", "", *changes_markdown(changes)]
     for line in notes(a, b, changes) + standing_lines(a, b):
         lines += [f"> {line}", ""]
-    rows = metric_rows(a, b)
-    if rows:
-        lines += ["| metric | before | after | change |", "|---|---|---|---|"]
-        lines += [f"| `{name}` | {x} | {y} | {d} |" for name, x, y, d in rows]
+    return "\n".join(lines + metrics_markdown(a, b))
+
+
+def changes_markdown(changes: SpecChanges) -> list[str]:
+    """The changed fields and inputs with what each reruns, and what stays cached (Markdown lines)."""
+    if changes.empty and changes.inputs_compared:
+        return ["No change to the resolved spec or the files it reads: every stage stays cached.", ""]
+    if changes.empty:
+        return ["No change to the resolved spec; the files it reads were not compared.", ""]
+    lines: list[str] = []
+    if changes.fields:
+        lines += ["| field | before | after | reruns |", "|---|---|---|---|"]
+        for c in changes.fields:
+            lines.append(f"| `{c.path}` | {_md(show_value(c.old))} | {_md(show_value(c.new))} | {', '.join(c.reruns) or 'nothing'} |")
         lines.append("")
-    return "\n".join(lines)
+    if changes.inputs:
+        lines += ["| input | change | before | after | reruns |", "|---|---|---|---|---|"]
+        for c in changes.inputs:
+            lines.append(f"| `{c.label}` | {c.change} | {_md(show_input(c.old))} | {_md(show_input(c.new))} | {', '.join(c.reruns)} |")
+        lines.append("")
+    for title, names in (("New variants", changes.variants_added), ("Gone variants", changes.variants_removed),
+                         ("Changed variants", changes.variants_changed)):
+        if names:
+            lines += [f"{title}: {', '.join(f'`{n}`' for n in names)}.", ""]
+    if changes.added:
+        lines += [f"New stages: {', '.join(changes.added)}.", ""]
+    if changes.removed:
+        lines += [f"Removed stages: {', '.join(changes.removed)}.", ""]
+    return lines + [f"Stays cached: {', '.join(changes.cached) or 'nothing'}.", ""]
+
+
+def metrics_markdown(a, b, titles: tuple[str, str] = ("before", "after"), keep=None) -> list[str]:
+    """The metrics of both sides and the change, where both are current (Markdown lines); `keep`
+    (a set of `node.metric`) narrows them to those."""
+    rows = [row for row in metric_rows(a, b) if keep is None or row[0] in keep]
+    if not rows:
+        return []
+    return [f"| metric | {titles[0]} | {titles[1]} | change |", "|---|---|---|---|",
+            *(f"| `{name}` | {x} | {y} | {d} |" for name, x, y, d in rows), ""]
 
 
 def _md(text: str) -> str:

@@ -109,7 +109,7 @@ def open_side(source: SpecSource, overrides: list[str], name: str | None, contex
         spec = load_spec(source.path, overrides, shown_as=source.label if source.rev else None, read=source.reader())
     except SpecError as exc:
         raise SpecError(exc.problems, f"{where} does not load") from None
-    graph = resolve(spec)
+    graph = resolve(spec, read=source.reader())
     record = None if source.read is not None else read_record(source, spec, overrides, context.store)
     side = Side(source, spec, graph, None, record, store=context.store, overrides=list(overrides))
     if source.read is not None:  # git's diff driver: the revision is unknown

@@ -117,4 +117,5 @@ def out_of_memory_advice(exc: BaseException, device: str, batch: int, accum: int
     smaller = max(d for d in range(1, batch) if batch % d == 0)
     more = accum * batch // smaller
     return (f"{head}; train.batch_size {smaller} with train.gradient_accumulation {more} keeps the effective batch "
-            f"{batch * accum} in less memory; a rerun resumes from the last complete checkpoint")
+            f"{batch * accum} in less memory (a lower data.max_length, adapters only with model.lora, or train.precision "
+            f"bf16 save more); a rerun resumes from the last complete checkpoint")
