@@ -129,21 +129,30 @@ def bisect(spec_path: str | Path, metric: str, good: str, bad: str, *, threshold
 
         index, maybe = bisection.search(len(commits), probe)
         result.culprit, result.maybe = done[commits[index][0]], [done[commits[i][0]] for i in maybe]
+        last_good = next((done[sha] for sha, _ in reversed(commits[:index]) if sha in done and done[sha].value is not None),
+                         first)
     finally:
         prober.close()
-    result.diff, result.note = _culprit_diff(top, path, result.culprit.commit, store)
+    result.diff, result.note = _culprit_diff(top, path, result.culprit.commit, last_good.commit, store)
     return result
 
 
-def _culprit_diff(top: Path, path: Path, commit: str, store) -> tuple[object | None, str]:
-    """`engine diff culprit^:SPEC culprit:SPEC`, or why there is none (a root commit, a new spec)."""
+def _culprit_diff(top: Path, path: Path, commit: str, last_good: str, store) -> tuple[object | None, str]:
+    """`engine diff culprit^:SPEC culprit:SPEC`; where the parent's spec does not load (a skipped
+    commit), the diff from the last commit where the metric had not moved, saying so."""
     from engine.app.review import diff
 
     rel = Path(os.path.relpath(path, top)).as_posix()
     try:
         return diff(f"{commit[:12]}^:{rel}", f"{commit[:12]}:{rel}", store=store), ""
     except EngineError as exc:
-        return None, f"no diff of the culprit against its parent: {exc}"
+        reason = str(exc).splitlines()[0]
+    try:
+        return (diff(f"{last_good[:12]}:{rel}", f"{commit[:12]}:{rel}", store=store),
+                f"the culprit's parent cannot be compared ({reason}); the diff is from {last_good[:12]}, the last "
+                f"commit where the metric had not moved")
+    except EngineError as exc:
+        return None, f"no diff of the culprit against its parent: {reason}; nor against {last_good[:12]}: {exc}"
 
 
 class _Prober:

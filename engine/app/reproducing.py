@@ -96,7 +96,7 @@ def reproduce(spec_path: str | Path, stages: list[str] | tuple[str, ...] = (), o
     held = [experiment.store.hold(s.entry.key) for s in steps.values() if s.entry is not None]  # kept from `cache gc`
     try:
         checks = _Checks(experiment, steps, reporter, folder)
-        return Reproduced(experiment.label, [checks.stage(name) for name in wanted])
+        return Reproduced(experiment.label, [checks.stage(name, f"{i} of {len(wanted)}") for i, name in enumerate(wanted, 1)])
     finally:
         for fd in held:
             experiment.store.release(fd)
@@ -110,7 +110,7 @@ class _Checks:
         self.experiment, self.steps, self.reporter, self.folder = experiment, steps, reporter, folder
         self._error = ""
 
-    def stage(self, name: str) -> StageCheck:
+    def stage(self, name: str, place: str) -> StageCheck:
         import time
 
         from engine.core.runner import Event
@@ -126,6 +126,8 @@ class _Checks:
             check.error = f"its upstream {', '.join(missing)} is not in the store; `engine run` builds it"
             return check
         started = time.time()
+        self.reporter.event(Event("log", name, f"reproducing stage {place}: rehashing the stored entry, then "
+                                               f"rebuilding it in a scratch store"))
         damaged = store.verify(step.entry)
         first = self.rebuild(step, "first")
         if first is None:
