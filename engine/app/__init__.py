@@ -13,6 +13,8 @@
     running.py     plan, prepare_run, run                        `engine plan`, `engine run`
     show.py        show                                          `engine show`
     review.py      diff, compare                                 `engine diff`, `engine compare`
+    reproducing.py reproduce                                     `engine reproduce`
+    bisecting.py   bisect                                        `engine bisect`
     outputs.py     report, export                                `engine report`, `engine export`
     cache.py       ls, gc, verify                                `engine cache ls|gc|verify`
     transfer.py    push, pull                                    `engine cache push|pull`
