@@ -92,9 +92,11 @@ class Bisected:
 
 def bisect(spec_path: str | Path, metric: str, good: str, bad: str, *, threshold: float | None = None,
            store: str | Path | None = None, reporter: Reporter | None = None,
-           on_probe: Callable[[Probe], None] | None = None) -> Bisected:
+           on_probe: Callable[[Probe], None] | None = None, trust_remote_code: bool = False,
+           allow_pickle: bool = False) -> Bisected:
     """Find the first commit between `good` and `bad` where `metric` (STAGE.METRIC) moved past
-    `threshold` from its value at good; see the module docstring."""
+    `threshold` from its value at good; see the module docstring. `on_probe` is called with each
+    probe as it ends; the last two as for `engine run`."""
     from engine.app.experiment import open_store
     from engine.review import bisection
     from engine.review.sources import repo_top
@@ -103,7 +105,8 @@ def bisect(spec_path: str | Path, metric: str, good: str, bad: str, *, threshold
     top = repo_top(path.parent if path.parent.is_dir() else Path.cwd())
     if threshold is not None and threshold < 0:
         raise UsageError(f"--threshold {threshold:g}: must be 0 or more")
-    prober = _Prober(top, path, metric, open_store(store, path.parent), reporter, on_probe)
+    prober = _Prober(top, path, metric, open_store(store, path.parent), reporter, on_probe,
+                     {"trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle})
     try:
         first, last = prober.probe(bisection.commit_of(top, good)), prober.probe(bisection.commit_of(top, bad))
         for probe, which in ((first, "--good"), (last, "--bad")):
@@ -158,9 +161,10 @@ def _culprit_diff(top: Path, path: Path, commit: str, last_good: str, store) -> 
 class _Prober:
     """Evaluates the metric at a commit, keeping one scratch worktree for the probes that build."""
 
-    def __init__(self, top: Path, path: Path, metric: str, store, reporter, on_probe):
+    def __init__(self, top: Path, path: Path, metric: str, store, reporter, on_probe, trust: dict):
         from engine.review.side import Context
 
+        self.trust = trust
         self.top, self.path, self.metric, self.store = top, path, metric, store
         self.reporter, self.on_probe = reporter, on_probe
         self.context = Context(store)
@@ -215,7 +219,7 @@ class _Prober:
         else:
             _git(self.scratch, "checkout", "--detach", "--force", "--quiet", commit)
         p = plan(self.scratch / self.rel, store=self.store.root, until=stage)
-        outcome = run(p, self.reporter)
+        outcome = run(p, self.reporter, **self.trust)
         if not outcome.ok:
             failed = outcome.result.failed[0]
             raise EngineError(f"stage {failed} failed: {str(outcome.result.errors[failed]).splitlines()[0][:200]}")

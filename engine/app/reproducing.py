@@ -70,10 +70,11 @@ class Reproduced:
 
 def reproduce(spec_path: str | Path, stages: list[str] | tuple[str, ...] = (), overrides: list[str] | tuple[str, ...] = (),
               *, store: str | Path | None = None, reporter: Reporter | None = None, registry: Mapping | None = None,
-              scratch: str | Path | None = None) -> Reproduced:
+              scratch: str | Path | None = None, trust_remote_code: bool = False,
+              allow_pickle: bool = False) -> Reproduced:
     """Rebuild `stages` (default: every stage whose entry for today's key is in the store) and
     compare; see the module docstring. `scratch`: the folder the temporary stores go under
-    (default: the system's temporary folder)."""
+    (default: the system's temporary folder); the last two as for `engine run`."""
     from engine.app.experiment import open_experiment
     from engine.app.running import _Silent
     from engine.core.plan import CACHED, make_plan
@@ -86,8 +87,10 @@ def reproduce(spec_path: str | Path, stages: list[str] | tuple[str, ...] = (), o
         if name not in steps:
             raise UsageError(f"--stage {name}: no such stage; stages are {', '.join(steps)}")
         if steps[name].action != CACHED:
-            raise UsageError(f"--stage {name}: the store has no entry for its key ({steps[name].key or 'pending'}"[:80]
-                             + f"), so there is nothing to reproduce; `engine run {spec_path}` builds it")
+            step = steps[name]
+            why = f"its stored entry is damaged ({step.damaged})" if step.damaged else \
+                f"the store has no entry for its key ({(step.key or 'not known yet')[:12]})"
+            raise UsageError(f"--stage {name}: {why}, so there is nothing to reproduce; `engine run {spec_path}` builds it")
     if not wanted:
         raise UsageError(f"the store holds no stage of {spec_path} for its current keys; `engine run {spec_path}` "
                          f"builds them, then reproduce checks them")
@@ -95,7 +98,8 @@ def reproduce(spec_path: str | Path, stages: list[str] | tuple[str, ...] = (), o
     folder = Path(tempfile.mkdtemp(prefix="engine-reproduce-", dir=scratch))
     held = [experiment.store.hold(s.entry.key) for s in steps.values() if s.entry is not None]  # kept from `cache gc`
     try:
-        checks = _Checks(experiment, steps, reporter, folder)
+        checks = _Checks(experiment, steps, reporter, folder,
+                         {"trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle})
         return Reproduced(experiment.label, [checks.stage(name, f"{i} of {len(wanted)}") for i, name in enumerate(wanted, 1)])
     finally:
         for fd in held:
@@ -106,11 +110,20 @@ def reproduce(spec_path: str | Path, stages: list[str] | tuple[str, ...] = (), o
 class _Checks:
     """Rebuilds of one stage into scratch stores, compared with its stored entry."""
 
-    def __init__(self, experiment, steps: dict, reporter: Reporter, folder: Path):
+    def __init__(self, experiment, steps: dict, reporter: Reporter, folder: Path, options: dict):
         self.experiment, self.steps, self.reporter, self.folder = experiment, steps, reporter, folder
+        self.options = options
         self._error = ""
 
     def stage(self, name: str, place: str) -> StageCheck:
+        """Rebuild and compare one stage; its scratch stores are removed before the next (weights twice over)."""
+        try:
+            return self._stage(name, place)
+        finally:
+            for scratch in list(self.folder.iterdir()):
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def _stage(self, name: str, place: str) -> StageCheck:
         import time
 
         from engine.core.runner import Event
@@ -171,13 +184,13 @@ class _Checks:
         from engine.core.runner import build_step
         from engine.core.store import Store
 
-        scratch = Store(self.folder / f"{step.node.name.replace('[', '-').replace(']', '')}-{attempt}")
+        scratch = Store(Path(tempfile.mkdtemp(prefix=f"{attempt}-", dir=self.folder)))
         scratch.prepare()
         upstream = {d: self.steps[d].entry for d in step.node.deps}
         again = Step(step.node, RUN, step.key, step.payload, list(step.reasons))
         try:
             entry, _ = build_step(again, self.experiment.graph, scratch, self.experiment.digests, self.reporter,
-                                  {}, upstream)
+                                  self.options, upstream)
             return entry
         except KeyboardInterrupt:
             raise

@@ -17,6 +17,7 @@ def register(sub) -> None:
     store_arg(p)
     p.add_argument("--stage", action="append", default=[], metavar="NAME", help="a stage to rebuild (repeatable)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _trust_args(p)
     p.set_defaults(handler=reproduce)
 
     p = sub.add_parser("bisect", help="find the commit where a metric moved, probing records, the store, and builds",
@@ -33,7 +34,16 @@ def register(sub) -> None:
                         "1e-6 x max(1, |value at GOOD|))")
     store_arg(p)
     p.add_argument("--json", action="store_true", help="print the probes and the culprit as JSON")
+    _trust_args(p)
     p.set_defaults(handler=bisect)
+
+
+def _trust_args(p) -> None:
+    """What a build may load, as for `engine run`; never settable from a spec."""
+    p.add_argument("--allow-pickle", action="store_true", help="allow model weights stored as pickle, as `engine run "
+                                                               "--allow-pickle` (loading a pickle can run code)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub to run, as "
+                                                                    "`engine run --trust-remote-code`")
 
 
 def reproduce(args) -> int:
@@ -44,7 +54,8 @@ def reproduce(args) -> int:
     terminate_gracefully()
     reporter = ConsoleReporter()
     try:
-        found = rebuild(args.spec, args.stage, args.overrides, store=args.store, reporter=reporter)
+        found = rebuild(args.spec, args.stage, args.overrides, store=args.store, reporter=reporter,
+                        trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
     finally:
         reporter.close()
     if args.json:
@@ -92,7 +103,8 @@ def bisect(args) -> int:
     reporter = ConsoleReporter()
     try:
         found = search(args.spec, args.metric, args.good, args.bad, threshold=args.threshold, store=args.store,
-                       reporter=reporter, on_probe=None if args.json else lambda probe: reporter.say(probe.line(), "note"))
+                       reporter=reporter, on_probe=None if args.json else lambda probe: reporter.say(probe.line(), "note"),
+                       trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
     finally:
         reporter.close()
     if args.json:
