@@ -169,8 +169,9 @@ class _Checks:
             if check.comparison.metrics and reproduction.compare(step.entry, step.entry, metrics).metrics \
                     and rebuilt_same:
                 check.causes.append({"cause": "record differs from its entry", "detail": "the rebuild matches the "
-                                     "stored entry's own metrics; the record's numbers are not that entry's (edited by "
-                                     "hand, or merged from another run)"})
+                                     "stored entry's own metrics, not the record's: the record keeps the numbers of "
+                                     "another build of this key (a rebuild under an unchanged key does not rewrite "
+                                     "the committed record), or was edited; reproduce the stages upstream of it"})
             drift = {} if current else _drift(self.experiment.statuses().get(name))
             check.causes += reproduction.causes(step.entry, first, rebuilt_same, second, second_same, same_twice,
                                                 threads, drift)
