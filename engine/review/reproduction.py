@@ -32,7 +32,6 @@ from engine.core.entry import Entry
 
 TIMING = re.compile(r"(^|_)(runtime|per_s|per_second|wall_s|seconds|elapsed)$")
 FACTS = ("device", "precision", "kernels", "compiled", "processes", "nodes", "strategy", "micro_batch", "accumulation")
-CAUSES = ("nondeterministic kernels", "thread count", "unseeded step", "device or dtype", "library versions")
 LARGEST_JSON = 64 << 20  # a bigger JSON file is compared by digest alone
 
 
