@@ -129,6 +129,25 @@ def test_reproduce_names_an_unseeded_step(project, monkeypatch, capsys):
     assert main(["reproduce", "specs/x.yaml", "--stage", "train"]) == 0  # the fake train is deterministic
 
 
+def test_causes_read_from_the_entries_facts_the_record_and_the_rebuilds():
+    from engine.core.entry import Entry
+    from engine.review.reproduction import causes
+
+    def entry(**facts):
+        return Entry("k", Path("."), {"result": {"facts": facts}})
+
+    stored, here = entry(device="cuda", precision="bf16"), entry(device="cpu", precision="fp32")
+    named = causes(stored, here, False, here, False, True, 1, {"torch": ("2.12", "2.13")})
+    assert [c["cause"] for c in named] == ["device or dtype", "library versions"]
+    assert "device cuda -> cpu" in named[0]["detail"] and "torch 2.12 (now 2.13)" in named[1]["detail"]
+    same = entry(device="cpu")
+    assert [c["cause"] for c in causes(same, same, False, same, True, False, 4, {})] == \
+        ["nondeterministic kernels", "thread count"]  # the deterministic rebuild matches: kernels, threads
+    assert [c["cause"] for c in causes(same, same, False, same, False, False, 1, {})] == ["unseeded step"]
+    assert [c["cause"] for c in causes(same, same, False, same, False, True, 1, {})] == ["none visible"]
+    assert causes(same, same, True, None, None, None, 1, {}) == []
+
+
 # -- bisect --------------------------------------------------------------------------------------
 
 def test_search_skips_what_cannot_be_evaluated():
