@@ -108,10 +108,13 @@ def bisect(spec_path: str | Path, metric: str, good: str, bad: str, *, threshold
     prober = _Prober(top, path, metric, open_store(store, path.parent), reporter, on_probe,
                      {"trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle})
     try:
-        first, last = prober.probe(bisection.commit_of(top, good)), prober.probe(bisection.commit_of(top, bad))
-        for probe, which in ((first, "--good"), (last, "--bad")):
-            if probe.value is None:
-                raise UsageError(f"{which} {probe.commit[:12]}: cannot read {metric}: {probe.note}")
+        good, bad = bisection.commit_of(top, good), bisection.commit_of(top, bad)
+        first = last = None
+        for which, rev in (("--good", good), ("--bad", bad)):
+            end = prober.probe(rev)
+            if end.value is None:
+                raise UsageError(f"{which} {end.commit[:12]}: cannot read {metric}: {end.note}")
+            first, last = (end, None) if first is None else (first, end)
         paths = sorted(set(prober.paths(first.commit)) | set(prober.paths(last.commit)))
         commits = bisection.candidate_commits(top, first.commit, last.commit, paths)
         result = Bisected(metric, first, last, prober.probes, None, [], threshold, len(commits))
@@ -182,7 +185,7 @@ class _Prober:
         except KeyboardInterrupt:
             raise
         except EngineError as exc:
-            found.note = str(exc).replace("\n", " ")
+            found.note = " ".join(str(exc).split())
         found.seconds = time.time() - started
         self.probes.append(found)
         if self.on_probe is not None:
