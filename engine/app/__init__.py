@@ -14,6 +14,8 @@
     show.py        show                                          `engine show`
     review.py      diff, compare                                 `engine diff`, `engine compare`
     pull_request.py review                                       `engine review` (the pull-request check)
+    reproducing.py reproduce                                     `engine reproduce`
+    bisecting.py   bisect                                        `engine bisect`
     outputs.py     report, export                                `engine report`, `engine export`
     cache.py       ls, gc, verify                                `engine cache ls|gc|verify`
     transfer.py    push, pull                                    `engine cache push|pull`

@@ -36,11 +36,11 @@ def terminate_gracefully() -> None:
 
 def command_modules() -> list:
     """The command modules, in help order; each has `register(subparsers)`."""
-    from engine.cli import (cache_commands, diff_command, export_command, generate_command, report_command, review_command,
-                            run_commands, spec_commands)
+    from engine.cli import (cache_commands, diff_command, export_command, generate_command, report_command,
+                            reproduce_commands, review_command, run_commands, spec_commands)
 
-    return [spec_commands, run_commands, generate_command, diff_command, review_command, report_command, export_command,
-            cache_commands]
+    return [spec_commands, run_commands, generate_command, diff_command, review_command, reproduce_commands,
+            report_command, export_command, cache_commands]
 
 
 class _Parser(argparse.ArgumentParser):
