@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable
 
 from engine.errors import Problem
-from engine.spec import objectives
+from engine.spec import objectives, rules
 from engine.spec import schema as spec_schema
 from engine.spec.loader import Place, json_path
 
@@ -43,7 +43,8 @@ def validate(data: dict, places: dict[tuple, Place], fallback_file: str) -> list
     for error in _validator().iter_errors(data):
         if not objectives.replaced_rule(spec_schema.schema(), error):  # worded by engine/spec/objectives.py
             problems.extend(_explain(error, places, fallback_file, task))
-    problems.extend(_problem(path, message, places, fallback_file, at_key) for path, message, at_key in objectives.problems(data))
+    problems.extend(_problem(path, message, places, fallback_file, at_key)
+                    for path, message, at_key in objectives.problems(data) + rules.problems(data))
     section = data.get("data") if isinstance(data.get("data"), dict) else {}
     for key in ("text", "prompt", "completion", "chosen", "rejected"):
         if isinstance(section.get(key), str):
