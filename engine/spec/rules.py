@@ -25,4 +25,7 @@ def problems(tree: dict) -> list[tuple[tuple, str, bool]]:
                                          "or remove sources", True))
     if "mix" in data and "sources" not in data:
         out.append((("data", "mix"), "mixes data.sources; with one data.source there is nothing to mix; remove it", True))
+    names = [entry.get("name") for entry in data.get("sources") or [] if isinstance(entry, dict) and entry.get("name")]
+    out += [(("data", "sources"), f"two sources are named {name}; give each its own name", True)
+            for name in sorted({n for n in names if names.count(n) > 1})]
     return out

@@ -228,6 +228,10 @@ def _explain(error: ValidationError, places, fallback_file, task: str = "causal-
         return here("items must not repeat")
     if kind == "oneOf":
         return _explain_one_of(error, path, places, fallback_file, task)
+    if kind == "anyOf" and all(set(alt) == {"required"} for alt in error.validator_value):  # data: source or sources
+        keys = [k for alt in error.validator_value for k in alt["required"]]
+        return here(f"missing required key: one of {', '.join(map(repr, keys))} ({_describe_key(error.schema, keys[0], path)})",
+                    at_key=True)
     if kind == "not" and set(error.validator_value) == {"required"}:
         kto = " (of the objectives only train.objective kto reads a label)" if path == ("data",) else ""
         return [_problem(path + (key,), f"does not apply to task {task}{kto if key == 'label' else ''}; remove it", places,
