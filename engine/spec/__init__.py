@@ -94,10 +94,12 @@ class Spec:
         return self.places.get(tuple(dotted.split(".")))
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None, shown_as: str | None = None, read=None) -> Spec:
+def load_spec(path: str | Path, overrides: list[str] | None = None, shown_as: str | None = None, read=None,
+              trials: list | None = None) -> Spec:
     """Load, merge, override, validate and complete one spec; raise SpecError with every problem.
 
     `read(path) -> bytes` replaces reading from disk (to load a spec as of a git revision).
+    `trials`: a `sweep.search`'s trials chosen so far, (label, {path: value}) each: its variants.
     """
     path = Path(path)
     shown = shown_as or display_name(path)
@@ -110,7 +112,7 @@ def load_spec(path: str | Path, overrides: list[str] | None = None, shown_as: st
         from engine.spec.sweep import variant_document, variant_values
 
         problems, built = [], []
-        for values in variant_values(doc, shown):
+        for values in variant_values(doc, shown, trials):
             try:
                 variant = variant_document(doc, values)
                 _check(variant, shown)

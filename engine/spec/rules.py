@@ -3,6 +3,7 @@
     train.keep: best        needs train.eval_every (its checkpoints are the evaluated ones)
     train.average           does not go with train.keep: best
     data.sources            replaces data.source; data.mix needs data.sources
+    sweep.search            alone in its sweep; a range's low below its high (above 0 with log)
 
 Validation only: nothing heavy.
 """
@@ -28,4 +29,23 @@ def problems(tree: dict) -> list[tuple[tuple, str, bool]]:
     names = [entry.get("name") for entry in data.get("sources") or [] if isinstance(entry, dict) and entry.get("name")]
     out += [(("data", "sources"), f"two sources are named {name}; give each its own name", True)
             for name in sorted({n for n in names if names.count(n) > 1})]
+    return out + search_problems(tree)
+
+
+def search_problems(tree: dict) -> list[tuple[tuple, str, bool]]:
+    """sweep.search: alone in its sweep; each range's low below its high, above 0 on a log scale."""
+    sweep = tree.get("sweep") if isinstance(tree.get("sweep"), dict) else {}
+    search = sweep.get("search") if isinstance(sweep.get("search"), dict) else None
+    if search is None:
+        return []
+    out = [(("sweep", key), "does not go with sweep.search (a search chooses its own variants); remove one", True)
+           for key in ("grid", "variants") if key in sweep]
+    space = search.get("space") if isinstance(search.get("space"), dict) else {}
+    for path, dimension in space.items():
+        if not isinstance(dimension, dict) or not all(isinstance(dimension.get(k), (int, float)) for k in ("low", "high")):
+            continue
+        if dimension["low"] >= dimension["high"]:
+            out.append((("sweep", "search", "space", path), f"low {dimension['low']} must be below high {dimension['high']}", False))
+        elif dimension.get("log") and dimension["low"] <= 0:
+            out.append((("sweep", "search", "space", path), f"log: true needs low above 0 (got {dimension['low']})", False))
     return out

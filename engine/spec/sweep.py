@@ -26,9 +26,14 @@ class VariantValues:
     places: dict  # dotted path -> Place of the value in the sweep block
 
 
-def variant_values(doc: Document, shown: str) -> list[VariantValues]:
-    """The variants a sweep block describes, in order: the grid's product, then the named ones."""
+def variant_values(doc: Document, shown: str, trials: list | None = None) -> list[VariantValues]:
+    """The variants a sweep block describes, in order: the grid's product, then the named ones; for
+    a `search`, the `trials` chosen so far ((label, {path: value}) each, from the study in the store:
+    engine/app/study.py), none when not given."""
     sweep = doc.data["sweep"]
+    if "search" in sweep:
+        return [VariantValues(label, dict(values), {p: _place(doc, ("sweep", "search", "space", p), shown) for p in values})
+                for label, values in trials or ()]
     grid = sweep.get("grid", {})
     out: list[VariantValues] = []
     paths = list(grid)
