@@ -177,3 +177,14 @@ def test_search_errors_are_located(search, capsys):
     spec = write_sweep(search, SEARCH.replace("train.batch_size", "runtime.device").replace("[2, 4, 8]", "[cpu, cuda]"))
     assert main(["plan", spec]) == 2
     assert "no stage's output depends on this path" in capsys.readouterr().err
+
+
+def test_the_report_draws_the_metric_per_trial_and_the_best_so_far(search, capsys):
+    spec = write_sweep(search, SEARCH)
+    assert main(["run", spec]) == 0
+    assert main(["report", spec, "-o", "report.html"]) == 0
+    page = (search / "report.html").read_text()
+    assert "search: the metric per trial, and the best so far" in page
+    assert 'aria-label="evaluate.loss per trial"' in page and "best so far" in page
+    for name in ("trial-1", "trial-4"):
+        assert name in page  # the ranking table names the trials
