@@ -188,3 +188,13 @@ def test_the_report_draws_the_metric_per_trial_and_the_best_so_far(search, capsy
     assert 'aria-label="evaluate.loss per trial"' in page and "best so far" in page
     for name in ("trial-1", "trial-4"):
         assert name in page  # the ranking table names the trials
+
+
+def test_validate_checks_every_choice_and_range_end_at_its_place(search, capsys):
+    spec = write_sweep(search, SEARCH.replace("[2, 4, 8]", "[2, 0, 8]").replace("high: 1.0e-2", "high: 2.0"))
+    assert main(["validate", spec]) == 2
+    err = capsys.readouterr().err
+    lines = (search / spec).read_text().splitlines()
+    row = next(i for i, line in enumerate(lines, 1) if "train.batch_size" in line)
+    assert f"s.yaml:{row}:" in err and "train.batch_size" in err and "must be >= 1 (got 0)" in err, err
+    assert "must be <= 1 (got 2.0)" in err, err

@@ -55,6 +55,18 @@ def variant_values(doc: Document, shown: str, trials: list | None = None) -> lis
     return out
 
 
+def search_probes(doc: Document, shown: str) -> list[VariantValues]:
+    """A search's values to check before any trial is chosen: each choice, and each range's ends,
+    set alone (a bad one is reported at its place in `space`, as a grid's value is)."""
+    out = []
+    for path, dimension in doc.data["sweep"]["search"].get("space", {}).items():
+        values = dimension if isinstance(dimension, list) else [dimension.get(k) for k in ("low", "high") if k in dimension]
+        for i, value in enumerate(values):
+            where = ("sweep", "search", "space", path) + ((i,) if isinstance(dimension, list) else ("low" if i == 0 else "high",))
+            out.append(VariantValues(f"{path}={show(value)}", {path: value}, {path: _place(doc, where, shown)}))
+    return out
+
+
 def variant_document(doc: Document, variant: VariantValues) -> Document:
     """The spec document of one variant: the values set where their paths say, no sweep block."""
     from engine.spec.compose import _assign, _check_path, _copy
