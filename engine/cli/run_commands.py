@@ -107,21 +107,24 @@ def sweep_summary(p) -> str:
 def run(args) -> int:
     """Run the spec; a sweep.search runs round by round, planning again after each, until every
     trial is done (engine/app/searching.py)."""
+    from engine.app.running import run_json
+
     p = _plan(args)
     while True:
-        outcome, code = _run_round(args, p)
+        outcome, code, launch = _run_round(args, p)
         search = outcome.search
-        if search is None:
-            return code
-        if search.told or search.stopped:
+        if search is not None and (search.told or search.stopped):
             print(search.line() + (f"; stopped: {search.stopped}" if search.stopped else ""), file=sys.stderr)
-        if not search.more:
-            return code if not search.stopped else 1
+        if search is None or not search.more:
+            break
         p = _plan(args)  # the study chooses the next trials from the results so far
+    if args.json:  # of the last round: a search's record then holds every trial
+        print(json.dumps(run_json(outcome, launch), indent=2))
+    return 1 if search is not None and search.stopped else code
 
 
 def _run_round(args, p):
-    from engine.app.running import prepare_run, run as run_plan, run_json, run_lines
+    from engine.app.running import prepare_run, run as run_plan, run_lines
     from engine.cli import terminate_gracefully
     from engine.cli.reporter import ConsoleReporter
 
@@ -160,9 +163,7 @@ def _run_round(args, p):
 
             for error in result.errors.values():
                 traceback.print_exception(error)
-    if args.json:
-        print(json.dumps(run_json(outcome, launch), indent=2))
-    return outcome, 0 if result.ok else 1
+    return outcome, 0 if result.ok else 1, launch
 
 
 def show(args) -> int:
