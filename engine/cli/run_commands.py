@@ -109,9 +109,10 @@ def run(args) -> int:
     trial is done (engine/app/searching.py)."""
     from engine.app.running import run_json
 
-    p = _plan(args)
+    p, first = _plan(args), True
     while True:
-        outcome, code, launch = _run_round(args, p)
+        outcome, code, launch = _run_round(args, p, hide_cached=not first)
+        first = False
         search = outcome.search
         if search is not None and (search.told or search.stopped):
             print(search.line() + (f"; stopped: {search.stopped}" if search.stopped else ""), file=sys.stderr)
@@ -123,7 +124,7 @@ def run(args) -> int:
     return 1 if search is not None and search.stopped else code
 
 
-def _run_round(args, p):
+def _run_round(args, p, hide_cached: bool = False):
     from engine.app.running import prepare_run, run as run_plan, run_lines
     from engine.cli import terminate_gracefully
     from engine.cli.reporter import ConsoleReporter
@@ -131,7 +132,7 @@ def _run_round(args, p):
     launch = prepare_run(p, executor=args.executor, address=args.address, push=args.push,
                          trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
     terminate_gracefully()
-    reporter = ConsoleReporter(quiet=False)
+    reporter = ConsoleReporter(quiet=False, hide_cached=hide_cached)
     try:
         outcome = run_plan(p, reporter, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
                            launch=launch)
