@@ -65,7 +65,6 @@ def inputs(spec) -> dict:
     return out
 
 
-
 def corpus_inputs(source: dict) -> dict:
     """A packaged corpus is keyed by its package version and the digests of the files read."""
     from engine.corpora import CORPORA
