@@ -198,3 +198,16 @@ def test_validate_checks_every_choice_and_range_end_at_its_place(search, capsys)
     row = next(i for i, line in enumerate(lines, 1) if "train.batch_size" in line)
     assert f"s.yaml:{row}:" in err and "train.batch_size" in err and "must be >= 1 (got 0)" in err, err
     assert "must be <= 1 (got 2.0)" in err, err
+
+
+def test_planning_a_search_imports_optuna_but_nothing_heavy(search):
+    import subprocess
+    import sys
+
+    spec = write_sweep(search, SEARCH)
+    check = ("import sys; from engine.cli import main; code = main(['plan', sys.argv[1]]); "
+             "print('HEAVY:' + ','.join(sorted(m for m in ('torch', 'transformers', 'datasets', 'optuna') if m in sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", check, spec], cwd=search, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY:optuna\n" in done.stdout, done.stdout
