@@ -211,3 +211,15 @@ def test_planning_a_search_imports_optuna_but_nothing_heavy(search):
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert done.returncode == 0, done.stderr
     assert "HEAVY:optuna\n" in done.stdout, done.stdout
+
+
+def test_a_store_without_the_study_rebuilds_it_without_training(search, capsys, fakes):
+    spec = write_sweep(search, TPE)
+    assert main(["run", spec]) == 0
+    before = study_file(search)["trials"]
+    ran(fakes)
+    [path] = (Path(os.environ["ENGINE_STORE"]) / "searches").glob("*.json")
+    path.unlink()
+    assert main(["run", spec]) == 0
+    assert ran(fakes) == []
+    assert study_file(search)["trials"] == before
