@@ -43,7 +43,7 @@ def install(stages=STAGES) -> None:
         real = getattr(module, "_real", module)
         stages[kind] = types.SimpleNamespace(VERSION=real.VERSION, LIBRARIES=real.LIBRARIES, reads=real.reads,
                                              IGNORES=getattr(real, "IGNORES", {}), ROLES=real.ROLES,
-                                             PRODUCES=real.PRODUCES,
+                                             PRODUCES=real.PRODUCES, **({"ignores": real.ignores} if hasattr(real, "ignores") else {}),
                                              inputs=real.inputs, run=fake_run(kind), _real=real)
 
 

@@ -57,3 +57,25 @@ def test_a_failing_ray_task_skips_only_what_depends_on_it(scenes_project, tmp_pa
     finally:
         ray.shutdown()
     assert not (scenes_project / "spec.lock.json").exists()
+
+
+def test_a_random_search_trains_its_trials_as_ray_tasks(scenes_project, tmp_path, monkeypatch, capsys):
+    search = """
+sweep:
+  search:
+    method: random
+    trials: 2
+    space:
+      train.learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}
+  metric: evaluate.loss
+"""
+    text = spec_text("  path: tiny-model")
+    (scenes_project / "spec.yaml").write_text(text[:text.index("generate:")] + "runtime: {device: cpu}\n" + search)
+    try:
+        assert main(["run", "spec.yaml", "--executor", "ray", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert {"train[trial-1]", "train[trial-2]"} <= set(out["ran"])
+        done = json.loads((scenes_project / "spec.lock.json").read_text())["sweep"]["search"]["done"]
+        assert [(t["name"], t["state"]) for t in done] == [("trial-1", "complete"), ("trial-2", "complete")]
+    finally:
+        ray.shutdown()

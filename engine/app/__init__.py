@@ -11,6 +11,7 @@
     experiment.py  open_experiment (spec + overrides -> store, graph, record file, record,
                    statuses) and open_store: the one rule for which store and which record file
     running.py     plan, prepare_run, run                        `engine plan`, `engine run`
+    study.py       a sweep.search's study in the store; searching.py: what a run's round tells it
     show.py        show                                          `engine show`
     review.py      diff, compare                                 `engine diff`, `engine compare`
     pull_request.py review                                       `engine review` (the pull-request check)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from engine.core.digests import DigestCache
 from engine.core.graph import Graph
@@ -42,6 +42,7 @@ class Experiment:
     digests: DigestCache
     record_file: Path  # where this spec's record is (with these overrides)
     record: dict | None  # the record at record_file; None when there is none yet
+    study: Any = None  # a sweep.search's study (engine/app/study.py): its trials are the graph's variants
     _statuses: dict[str, NodeStatus] | None = field(default=None, repr=False)
 
     @property
@@ -68,7 +69,13 @@ def open_experiment(spec_path: str | Path, overrides: list[str] | tuple[str, ...
     overrides = list(overrides)
     spec = load_spec(Path(spec_path), overrides)
     the_store = open_store(store, spec.root)
+    study = None
+    if spec.has("sweep.search"):  # its variants are the trials its study in the store has chosen
+        from engine.app.study import open_study
+
+        study = open_study(spec, the_store.root)
+        spec = load_spec(Path(spec_path), overrides, trials=study.variants())
     path = record_file(spec, overrides, the_store.root)
     graph = resolve_spec(spec, registry)
     return Experiment(spec, overrides, the_store, graph, DigestCache(the_store.state_db, rehash=rehash), path,
-                      read_record(spec.path, path))
+                      read_record(spec.path, path), study)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from engine.app.experiment import Experiment, open_experiment, spec_label
 from engine.core.digests import DigestCache
@@ -71,6 +71,19 @@ class Plan:
 
         return library_drift(step.reasons for step in self.steps)
 
+    def search_summary(self) -> str | None:
+        """A sweep.search's state: `search (tpe): 2 of 4 trials done; chosen now: trial-3`; None for other specs."""
+        study = self.experiment.study
+        if study is None:
+            return None
+        from engine.app.study import label
+
+        chosen = [label(n) for n, _ in study.chosen]
+        later = study.trials - len(study.done) - len(chosen)
+        return (f"search ({study.method}): {len(study.done)} of {study.trials} trials done"
+                + (f"; chosen now: {', '.join(chosen)}" if chosen else "")
+                + (f"; {later} more will be chosen from the results" if later > 0 else ""))
+
     def shared_nodes(self) -> list[str]:
         """A sweep's nodes that every variant shares."""
         return [n for n in self.graph.order if all(n in v.nodes.values() for v in self.graph.variants)]
@@ -94,6 +107,7 @@ class Plan:
 class Outcome:
     result: RunResult
     record_path: Path | None  # None when a stage failed (the record is then left as it was)
+    search: Any = None  # a sweep.search's round (engine/app/searching.py Progress): what it told the study
 
     @property
     def ok(self) -> bool:
@@ -159,9 +173,10 @@ def prepare_run(p: Plan, *, executor: str = "local", address: str | None = None,
         from engine.executors.ray import RayExecutor
         from engine.pipeline import resolve_spec
 
+        trials = p.experiment.study.variants() if p.experiment.study is not None else None
         runner = RayExecutor(resolve_spec, p.spec.path, p.overrides, p.store.root,
                              {"trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle},
-                             address, settings, (p.spec.get("runtime") or {}).get("device", "auto"))
+                             address, settings, (p.spec.get("runtime") or {}).get("device", "auto"), trials)
     return Launch(link, runner)
 
 
@@ -188,8 +203,13 @@ def run(p: Plan, reporter: Reporter | None = None, *, trust_remote_code: bool = 
         link, executor = launch.link, launch.executor
     result = run_plan(p.graph, p.steps, p.store, p.digests, reporter or _Silent(),
                       {"trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle}, link, executor)
+    search = None
+    if p.experiment.study is not None:  # each trial's metric, or its failure, into the study in the store
+        from engine.app.searching import tell
+
+        search = tell(p.experiment.study, p.graph, result, p.spec.get("sweep.metric"))
     if not result.ok:
-        return Outcome(result, None)
+        return Outcome(result, None, search)
     extra = {"spec_file": spec_label(p.spec), "overrides": sorted(p.overrides)} if p.overrides else {}
     if p.graph.variants:
         extra["sweep"] = sweep_record(p)
@@ -201,13 +221,18 @@ def run(p: Plan, reporter: Reporter | None = None, *, trust_remote_code: bool = 
         current = {name for name, status in statuses.items() if status.state == CURRENT}
     nodes = record_nodes(p.graph, result.entries, p.record_base, current, {s.node.name for s in p.steps if s.force})
     path = write_record(p.spec.path, p.spec.name, p.spec.get("seed"), nodes, p.record_base, p.record_file, extra or None)
-    return Outcome(result, path)
+    return Outcome(result, path, search)
 
 
 def sweep_record(p: Plan) -> dict:
     """What the record keeps of a sweep: the metric that ranks it, and each variant's values and nodes."""
-    return {"metric": p.spec.get("sweep.metric"), "mode": p.spec.get("sweep.mode"),
-            "variants": [{"name": v.label, "set": dict(v.values), "nodes": dict(v.nodes)} for v in p.graph.variants]}
+    out = {"metric": p.spec.get("sweep.metric"), "mode": p.spec.get("sweep.mode"),
+           "variants": [{"name": v.label, "set": dict(v.values), "nodes": dict(v.nodes)} for v in p.graph.variants]}
+    if p.experiment.study is not None:
+        from engine.app.searching import search_record
+
+        out["search"] = search_record(p.experiment.study, out["metric"])
+    return out
 
 
 def run_lines(p: Plan, entries: dict) -> list[str]:

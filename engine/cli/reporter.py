@@ -21,9 +21,10 @@ _RICH_STYLES = {"1;36": "bold cyan", "32": "green", "1;32": "bold green", "1;31"
 class ConsoleReporter:
     """Prints events as they come; bars for progress (transient, so the log stays readable)."""
 
-    def __init__(self, stream=None, quiet: bool = False):
+    def __init__(self, stream=None, quiet: bool = False, hide_cached: bool = False):
         self.stream = stream or sys.stderr
         self.quiet = quiet
+        self.hide_cached = hide_cached  # a search's later rounds: the stages of the trials before are cached
         self.colour = self.stream.isatty() and not os.environ.get("NO_COLOR")
         self.events: list[Event] = []
         self._progress = None
@@ -36,6 +37,8 @@ class ConsoleReporter:
                 self._finish(task)
         if event.kind == "log":
             self.say(f"  {event.node}  {event.message}", "log")
+            return
+        if event.kind == "cached" and self.hide_cached:
             return
         label = {"started": "running", "done": f"done in {event.seconds:.1f}s"}.get(event.kind, event.kind)
         head = f"{_MARKS[event.kind]} {event.node:<10} {label}"

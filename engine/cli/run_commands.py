@@ -79,6 +79,8 @@ def plan(args) -> int:
             print(library_advice(drift, args.spec))
         if p.graph.variants:
             print(sweep_summary(p))
+        if p.search_summary():
+            print(p.search_summary())
         url = p.remote_shown()
         if url and any(s.action == "run" for s in p.steps):  # plan reads no remote: it only says one is there
             print(f"remote {url}: `engine run` pulls each stage it has instead of building it "
@@ -103,15 +105,34 @@ def sweep_summary(p) -> str:
 
 
 def run(args) -> int:
-    from engine.app.running import prepare_run, run as run_plan, run_json, run_lines
+    """Run the spec; a sweep.search runs round by round, planning again after each, until every
+    trial is done (engine/app/searching.py)."""
+    from engine.app.running import run_json
+
+    p, first = _plan(args), True
+    while True:
+        outcome, code, launch = _run_round(args, p, hide_cached=not first)
+        first = False
+        search = outcome.search
+        if search is not None and (search.told or search.stopped):
+            print(search.line() + (f"; stopped: {search.stopped}" if search.stopped else ""), file=sys.stderr)
+        if search is None or not search.more:
+            break
+        p = _plan(args)  # the study chooses the next trials from the results so far
+    if args.json:  # of the last round: a search's record then holds every trial
+        print(json.dumps(run_json(outcome, launch), indent=2))
+    return 1 if search is not None and search.stopped else code
+
+
+def _run_round(args, p, hide_cached: bool = False):
+    from engine.app.running import prepare_run, run as run_plan, run_lines
     from engine.cli import terminate_gracefully
     from engine.cli.reporter import ConsoleReporter
 
-    p = _plan(args)
     launch = prepare_run(p, executor=args.executor, address=args.address, push=args.push,
                          trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
     terminate_gracefully()
-    reporter = ConsoleReporter(quiet=False)
+    reporter = ConsoleReporter(quiet=False, hide_cached=hide_cached)
     try:
         outcome = run_plan(p, reporter, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
                            launch=launch)
@@ -131,6 +152,8 @@ def run(args) -> int:
             reporter.say(f"the spec's record {_rel(p.spec_record_file())} was left alone: it describes the spec as "
                          f"written, not with --set. See this run with `engine show {args.spec} "
                          + " ".join(f"--set {shlex.quote(o)}" for o in args.overrides) + "`", "note")
+    elif outcome.search is not None and outcome.search.more:
+        reporter.say(f"failed: {' and '.join(result.failed)}; the search goes on with the other trials", "error")
     else:
         skipped = f"; skipped {', '.join(result.skipped)}" if result.skipped else ""
         failed = " and ".join(result.failed)
@@ -141,9 +164,7 @@ def run(args) -> int:
 
             for error in result.errors.values():
                 traceback.print_exception(error)
-    if args.json:
-        print(json.dumps(run_json(outcome, launch), indent=2))
-    return 0 if result.ok else 1
+    return outcome, 0 if result.ok else 1, launch
 
 
 def show(args) -> int:

@@ -161,7 +161,7 @@ def resolve(spec: Spec, registry: Registry, pipeline: tuple[NodeTemplate, ...]) 
             if bind.node in present and bind.when(spec):
                 inputs[role] = bind.node
         reads = kind.reads(spec)
-        params = _select(spec, reads, ignored_fields(kind))
+        params = _select(spec, reads, ignored_fields(kind, spec))
         output_deps = {r: part for r, part in template.output_deps.items() if r in inputs}
         nodes.append(Node(template.name, template.kind, params, freeze(inputs), freeze(output_deps), _select(spec, reads)))
     by_name = {n.name: n for n in nodes}

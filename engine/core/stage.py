@@ -11,7 +11,8 @@ the caller: core never imports `engine.stages`.
     reads      the dotted spec paths the stage's output depends on (hashed; only those)
     IGNORES    {dotted path: reason} of fields under a section it reads that do not change its
                output (logging cadence, checkpoint cadence): left out of the key, so changing
-               them reruns nothing. Optional.
+               them reruns nothing; a kind where that depends on the spec also has `ignores(spec)`
+               (train keys save_every when it averages checkpoints). Optional.
     inputs     {label: path or Known} of the files it reads, resolved once; what is hashed is
                what `run` reads
     ROLES      the input roles a pipeline may bind (`ctx.inputs[role]`); binding another is an error
@@ -41,9 +42,11 @@ class StageKind(Protocol):
 Registry = Mapping[str, StageKind]
 
 
-def ignored_fields(kind: StageKind) -> Mapping[str, str]:
-    """The fields a stage declares it ignores, with the reason (empty if it declares none)."""
-    return getattr(kind, "IGNORES", {})
+def ignored_fields(kind: StageKind, spec: Any = None) -> Mapping[str, str]:
+    """The fields a stage declares it ignores, with the reason (empty if it declares none):
+    `kind.ignores(spec)` where the kind has it (a field that counts only in some specs), else IGNORES."""
+    chosen = getattr(kind, "ignores", None)
+    return chosen(spec) if chosen is not None and spec is not None else getattr(kind, "IGNORES", {})
 
 
 def libraries_of(kind: StageKind, spec: Any) -> tuple[str, ...]:

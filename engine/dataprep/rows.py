@@ -43,14 +43,15 @@ class BadRows:
         self.skipped.append(f"{origin}: {problem}")
 
 
-def _located(spec_place, message: str) -> SpecError:
+def _located(spec_place, message: str, where: str = "$.data.source.files") -> SpecError:
     if spec_place is None:
-        return SpecError([Problem("spec", 0, 0, "$.data.source.files", message)])
-    return SpecError([Problem(spec_place.file, spec_place.line, spec_place.col, "$.data.source.files", message)])
+        return SpecError([Problem("spec", 0, 0, where, message)])
+    return SpecError([Problem(spec_place.file, spec_place.line, spec_place.col, where, message)])
 
 
-def source_files(source: dict, root: Path, place=None) -> dict[str, list[str]]:
-    """{split or "all": [files]} of a `files` source, globs expanded and sorted; errors if none match."""
+def source_files(source: dict, root: Path, place=None, where: str = "$.data.source.files") -> dict[str, list[str]]:
+    """{split or "all": [files]} of a `files` source, globs expanded and sorted; errors (at `place`,
+    the JSON path `where`) if none match."""
     spec_files = source["files"]
     groups = spec_files if isinstance(spec_files, dict) else {"all": spec_files}
     out: dict[str, list[str]] = {}
@@ -61,7 +62,7 @@ def source_files(source: dict, root: Path, place=None) -> dict[str, list[str]]:
             matches = _expand(os.path.join(root, pattern))
             if not matches:
                 what = "no file matches" if glob.has_magic(pattern) else "data file not found:"
-                raise _located(place, f"{what} {pattern} (looked in {root})")
+                raise _located(place, f"{what} {pattern} (looked in {root})", where)
             found.extend(matches)
         out[split] = found
     return out

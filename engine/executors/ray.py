@@ -39,7 +39,8 @@ class RayExecutor:
     from and whether they push what they build."""
 
     def __init__(self, resolve: Resolve, spec_path: Path, overrides: list[str], store_root: Path, options: dict,
-                 address: str | None = None, remote_settings: RemoteSettings = RemoteSettings(), device: str = "auto"):
+                 address: str | None = None, remote_settings: RemoteSettings = RemoteSettings(), device: str = "auto",
+                 trials: list | None = None):
         try:
             import ray
         except ImportError:
@@ -51,7 +52,7 @@ class RayExecutor:
                      runtime_env={"env_vars": env}, **({} if address else {"num_cpus": os.cpu_count() or 1}))
         self.gpus = ray.cluster_resources().get("GPU", 0) > 0 and device != "cpu"
         self.args = (resolve, str(Path(spec_path).resolve()), list(overrides), str(store_root), dict(options),
-                     remote_settings)
+                     remote_settings, trials)  # trials: a sweep.search's chosen ones, its variants
         self.task = ray.remote(max_retries=0)(build_in_worker)
 
     def submit(self, step, upstream: dict[str, str]):
@@ -72,7 +73,7 @@ class RayExecutor:
 
 
 def build_in_worker(resolve: Resolve, spec_path: str, overrides: list[str], store_root: str, options: dict,
-                    remote_settings: RemoteSettings, name: str, key: str, payload: dict, force: bool,
+                    remote_settings: RemoteSettings, trials: list | None, name: str, key: str, payload: dict, force: bool,
                     upstream: dict[str, str]) -> dict:
     """In a Ray worker: build one step into the shared store; returns its key and the events it sent."""
     from engine.core.context import NoBar
@@ -94,7 +95,7 @@ def build_in_worker(resolve: Resolve, spec_path: str, overrides: list[str], stor
             return NoBar()
 
     try:
-        graph = resolve(load_spec(Path(spec_path), overrides))
+        graph = resolve(load_spec(Path(spec_path), overrides, trials=trials))
         store = Store(Path(store_root))
         digests = DigestCache(store.state_db)
         link = RunLink.open(remote_settings)

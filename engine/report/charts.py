@@ -151,3 +151,35 @@ def svg(fig, salt: str, title: str) -> Html:
     text = re.sub(r'\s+id="[A-Za-z.]+_\d+"', "", text)  # figure_1, axes_1...: would repeat across charts
     text = re.sub(r'<svg width="[^"]*" height="[^"]*"', f'<svg class="chart" role="img" aria-label="{esc(title)}"', text, 1)
     return Html(text.strip())
+
+
+def search_chart(data: SpecData) -> Html:
+    """A sweep.search's metric per trial (dots; a failed trial a cross on the axis) and the best so far
+    (a step line), from the record's trials; nothing for other specs."""
+    search = ((data.record or {}).get("sweep") or {}).get("search")
+    if not search or not search.get("done"):
+        return Html("")
+    trials = search["done"]
+    fig, ax = _figure()
+    better = min if search["mode"] == "min" else max
+    steps, values, best, so_far = [], [], [], None
+    for number, trial in enumerate(trials, 1):
+        if trial["state"] == "complete" and _number(trial["value"]):
+            steps.append(number)
+            values.append(trial["value"])
+            so_far = trial["value"] if so_far is None else better(so_far, trial["value"])
+        best.append(so_far)
+    ax.plot(steps, values, linestyle="none", marker="o", markersize=5, color="C0", label="trial")
+    shown = [(n, b) for n, b in enumerate(best, 1) if b is not None]
+    if shown:
+        ax.step([n for n, _ in shown], [b for _, b in shown], where="post", color="C1", linewidth=1.4, label="best so far")
+    failed = [n for n, t in enumerate(trials, 1) if t["state"] != "complete"]
+    if failed:
+        ax.plot(failed, [min(values) if values else 0] * len(failed), linestyle="none", marker="x", color="C3",
+                label="failed")
+    _around_one_value(ax)
+    ax.set_title(f"{search['metric']} per trial ({search['method']}; {'lower' if search['mode'] == 'min' else 'higher'} is better)")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(search["metric"])
+    ax.legend(fontsize=8)
+    return svg(fig, f"{data.label}-search", f"{search['metric']} per trial")

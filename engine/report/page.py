@@ -11,7 +11,7 @@ import re
 
 from engine import __version__
 from engine.core.status import CURRENT, summary
-from engine.report.charts import training_charts
+from engine.report.charts import search_chart, training_charts
 from engine.report.data import SpecData
 from engine.report.fields import changed_fields, field_text
 from engine.report.markup import Html, join, tag
@@ -103,6 +103,9 @@ def section(data: SpecData, title: str, anchor: str) -> Html:
     if data.is_sweep():
         ranking, best = sweep_table(data)
         parts.extend([tag("h3", "variants, ranked"), ranking])
+        searched = search_chart(data)
+        if searched:
+            parts.extend([tag("h3", "search: the metric per trial, and the best so far"), tag("div", searched, class_="charts")])
     parts.append(metrics_tables(data))
     samples = samples_section(data, best)
     if samples:

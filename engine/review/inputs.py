@@ -144,18 +144,22 @@ def revision_inputs(graph: Graph, files: RevisionFiles) -> dict[str, dict[str, s
 
 def _data_files(spec: Spec, files: RevisionFiles) -> dict[str, str] | None:
     """The data files at the revision (engine.dataprep.rows.source_files, on git's tree)."""
-    source = spec.get("data.source")
-    if "files" not in source:
+    from engine.spec.data_files import sources_of
+
+    chosen = [(at, source) for at, source in sources_of(spec) if "files" in source]
+    if not chosen:
         return None
-    groups = source["files"] if isinstance(source["files"], dict) else {"all": source["files"]}
     out = {}
-    for patterns in groups.values():
-        for pattern in [patterns] if isinstance(patterns, str) else patterns:
-            matches = files.glob(os.path.join(spec.root, pattern))
-            if not matches:
-                what = "no file matches" if globlib.has_magic(pattern) else "data file not found:"
-                raise StageError(f"data.source.files: {what} {pattern} in revision {files.tree.rev}")
-            out.update({files.label(spec, path): path for path in matches})
+    for at, source in chosen:
+        groups = source["files"] if isinstance(source["files"], dict) else {"all": source["files"]}
+        for patterns in groups.values():
+            for pattern in [patterns] if isinstance(patterns, str) else patterns:
+                matches = files.glob(os.path.join(spec.root, pattern))
+                if not matches:
+                    what = "no file matches" if globlib.has_magic(pattern) else "data file not found:"
+                    shown = ".".join(map(str, at + ("files",)))
+                    raise StageError(f"{shown}: {what} {pattern} in revision {files.tree.rev}")
+                out.update({files.label(spec, path): path for path in matches})
     return out
 
 

@@ -109,8 +109,12 @@ def open_side(source: SpecSource, overrides: list[str], name: str | None, contex
         spec = load_spec(source.path, overrides, shown_as=source.label if source.rev else None, read=source.reader())
     except SpecError as exc:
         raise SpecError(exc.problems, f"{where} does not load") from None
-    graph = resolve(spec, read=source.reader())
     record = None if source.read is not None else read_record(source, spec, overrides, context.store)
+    trials = searched_trials(record)
+    if spec.has("sweep.search") and trials:  # a search's variants: the trials its record holds
+        spec = load_spec(source.path, overrides, shown_as=source.label if source.rev else None, read=source.reader(),
+                         trials=trials)
+    graph = resolve(spec, read=source.reader())
     side = Side(source, spec, graph, None, record, store=context.store, overrides=list(overrides))
     if source.read is not None:  # git's diff driver: the revision is unknown
         return side
@@ -133,6 +137,12 @@ def open_side(source: SpecSource, overrides: list[str], name: str | None, contex
         return side
     side.statuses = record_status(graph, context.store, context.digests, record, side.inputs)
     return side
+
+
+def searched_trials(record: dict | None) -> list[tuple[str, dict]]:
+    """(label, values) of the complete trials of a sweep.search's record (its variants), else []."""
+    done = ((record or {}).get("sweep") or {}).get("search", {}).get("done", [])
+    return [(t["name"], t["params"]) for t in done if t.get("state") == "complete" and "same_as" not in t]
 
 
 def read_record(source: SpecSource, spec: Spec, overrides: list[str], store: Store) -> dict | None:

@@ -94,10 +94,12 @@ class Spec:
         return self.places.get(tuple(dotted.split(".")))
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None, shown_as: str | None = None, read=None) -> Spec:
+def load_spec(path: str | Path, overrides: list[str] | None = None, shown_as: str | None = None, read=None,
+              trials: list | None = None) -> Spec:
     """Load, merge, override, validate and complete one spec; raise SpecError with every problem.
 
     `read(path) -> bytes` replaces reading from disk (to load a spec as of a git revision).
+    `trials`: a `sweep.search`'s trials chosen so far, (label, {path: value}) each: its variants.
     """
     path = Path(path)
     shown = shown_as or display_name(path)
@@ -107,10 +109,11 @@ def load_spec(path: str | Path, overrides: list[str] | None = None, shown_as: st
     _check(doc, shown)
     variants = ()
     if "sweep" in doc.data:
-        from engine.spec.sweep import variant_document, variant_values
+        from engine.spec.sweep import search_probes, variant_document, variant_values
 
         problems, built = [], []
-        for values in variant_values(doc, shown):
+        probing = "search" in doc.data["sweep"] and trials is None  # no trial chosen: check the space's values
+        for values in search_probes(doc, shown) if probing else variant_values(doc, shown, trials):
             try:
                 variant = variant_document(doc, values)
                 _check(variant, shown)
@@ -122,7 +125,7 @@ def load_spec(path: str | Path, overrides: list[str] | None = None, shown_as: st
         if problems:
             unique = list(dict.fromkeys(problems))  # the same bad value in several variants: said once
             raise SpecError(unique, f"{len(unique)} problem{'s' if len(unique) != 1 else ''} in the sweep's variants")
-        variants = tuple(built)
+        variants = () if probing else tuple(built)
     return Spec(path.resolve(), freeze(fill_defaults(doc.data)), doc.places, variants)
 
 

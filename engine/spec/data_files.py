@@ -18,22 +18,38 @@ from engine.errors import Problem, SpecError, StageError, UsageError
 MAX_LINES = 1000  # a JSONL or CSV file whose first lines hold no good record is left to the data stage
 
 
+def sources_of(spec) -> list[tuple[tuple, dict]]:
+    """(path in the spec, source) of `data.source`, or of each of `data.sources`."""
+    if spec.has("data.sources"):
+        return [(("data", "sources", i, "source"), entry["source"]) for i, entry in enumerate(spec.get("data.sources"))]
+    return [(("data", "source"), spec.get("data.source"))]
+
+
 def data_problems(spec) -> list[Problem]:
     """Every missing data file, and every field a template (or data.label, data.split.by) names
     that a file's first record lacks, located in the spec."""
     from engine.core.project import input_label
     from engine.dataprep import rows
 
-    source = spec.get("data.source")
-    if "files" not in source:
-        return []  # a packaged corpus: its fields are the corpus's own
-    place = spec.place("data.source.files")
+    problems = []
+    for at, source in sources_of(spec):
+        if "files" in source:  # a packaged corpus: its fields are the corpus's own
+            problems += _source_problems(spec, source, at + ("files",))
+    return list(dict.fromkeys(problems))
+
+
+def _source_problems(spec, source: dict, at: tuple) -> list[Problem]:
+    from engine.core.project import input_label
+    from engine.dataprep import rows
+    from engine.spec.loader import json_path
+
+    place, where = spec.places.get(at), json_path(at)
     groups = source["files"] if isinstance(source["files"], dict) else {"all": source["files"]}
     problems, files = [], []
     for patterns in groups.values():
         for pattern in [patterns] if isinstance(patterns, str) else patterns:
             try:
-                files += rows.source_files({"files": pattern}, spec.root, place)["all"]
+                files += rows.source_files({"files": pattern}, spec.root, place, where)["all"]
             except SpecError as exc:
                 problems += exc.problems
     bad_rows = rows.BadRows(spec.get("data.on_bad_rows", "error"))
@@ -43,10 +59,10 @@ def data_problems(spec) -> list[Problem]:
             input_label(spec, path)  # a file outside the project is refused before it is read, as `plan` does
             record = first_record(Path(path), source["format"], source["txt_unit"], label, bad_rows)
         except (UsageError, StageError) as exc:
-            problems.append(_problem(spec, "data.source.files", str(exc)))
+            problems.append(_problem(spec, at, str(exc)))
             continue
         except OSError as exc:
-            problems.append(_problem(spec, "data.source.files", f"{label}: cannot read ({exc.strerror or exc})"))
+            problems.append(_problem(spec, at, f"{label}: cannot read ({exc.strerror or exc})"))
             continue
         if record is not None:
             problems += _field_problems(spec, record)
@@ -113,9 +129,10 @@ def _field_problems(spec, record) -> list[Problem]:
     return out
 
 
-def _problem(spec, dotted: str, message: str) -> Problem:
+def _problem(spec, dotted: str | tuple, message: str) -> Problem:
+    from engine.spec.loader import json_path
     from engine.spec.validate import _locate
 
-    path = tuple(dotted.split("."))
+    path = tuple(dotted.split(".")) if isinstance(dotted, str) else dotted
     file, line, col = _locate(path, spec.places, str(spec.path))
-    return Problem(file, line, col, "$." + dotted, message)
+    return Problem(file, line, col, json_path(path), message)

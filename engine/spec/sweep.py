@@ -26,9 +26,14 @@ class VariantValues:
     places: dict  # dotted path -> Place of the value in the sweep block
 
 
-def variant_values(doc: Document, shown: str) -> list[VariantValues]:
-    """The variants a sweep block describes, in order: the grid's product, then the named ones."""
+def variant_values(doc: Document, shown: str, trials: list | None = None) -> list[VariantValues]:
+    """The variants a sweep block describes, in order: the grid's product, then the named ones; for
+    a `search`, the `trials` chosen so far ((label, {path: value}) each, from the study in the store:
+    engine/app/study.py), none when not given."""
     sweep = doc.data["sweep"]
+    if "search" in sweep:
+        return [VariantValues(label, dict(values), {p: _place(doc, ("sweep", "search", "space", p), shown) for p in values})
+                for label, values in trials or ()]
     grid = sweep.get("grid", {})
     out: list[VariantValues] = []
     paths = list(grid)
@@ -47,6 +52,18 @@ def variant_values(doc: Document, shown: str) -> list[VariantValues]:
         place = _place(doc, ("sweep",), shown)
         raise SpecError([Problem(place.file, place.line, place.col, "$.sweep",
                                  f"two variants are the same ({', '.join(duplicates)}); remove one")])
+    return out
+
+
+def search_probes(doc: Document, shown: str) -> list[VariantValues]:
+    """A search's values to check before any trial is chosen: each choice, and each range's ends,
+    set alone (a bad one is reported at its place in `space`, as a grid's value is)."""
+    out = []
+    for path, dimension in doc.data["sweep"]["search"].get("space", {}).items():
+        values = dimension if isinstance(dimension, list) else [dimension.get(k) for k in ("low", "high") if k in dimension]
+        for i, value in enumerate(values):
+            where = ("sweep", "search", "space", path) + ((i,) if isinstance(dimension, list) else ("low" if i == 0 else "high",))
+            out.append(VariantValues(f"{path}={show(value)}", {path: value}, {path: _place(doc, where, shown)}))
     return out
 
 

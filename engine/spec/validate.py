@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable
 
 from engine.errors import Problem
-from engine.spec import objectives
+from engine.spec import objectives, rules
 from engine.spec import schema as spec_schema
 from engine.spec.loader import Place, json_path
 
@@ -43,7 +43,8 @@ def validate(data: dict, places: dict[tuple, Place], fallback_file: str) -> list
     for error in _validator().iter_errors(data):
         if not objectives.replaced_rule(spec_schema.schema(), error):  # worded by engine/spec/objectives.py
             problems.extend(_explain(error, places, fallback_file, task))
-    problems.extend(_problem(path, message, places, fallback_file, at_key) for path, message, at_key in objectives.problems(data))
+    problems.extend(_problem(path, message, places, fallback_file, at_key)
+                    for path, message, at_key in objectives.problems(data) + rules.problems(data))
     section = data.get("data") if isinstance(data.get("data"), dict) else {}
     for key in ("text", "prompt", "completion", "chosen", "rejected"):
         if isinstance(section.get(key), str):
@@ -227,6 +228,10 @@ def _explain(error: ValidationError, places, fallback_file, task: str = "causal-
         return here("items must not repeat")
     if kind == "oneOf":
         return _explain_one_of(error, path, places, fallback_file, task)
+    if kind == "anyOf" and all(set(alt) == {"required"} for alt in error.validator_value):  # data: source or sources
+        keys = [k for alt in error.validator_value for k in alt["required"]]
+        return here(f"missing required key: one of {', '.join(map(repr, keys))} ({_describe_key(error.schema, keys[0], path)})",
+                    at_key=True)
     if kind == "not" and set(error.validator_value) == {"required"}:
         kto = " (of the objectives only train.objective kto reads a label)" if path == ("data",) else ""
         return [_problem(path + (key,), f"does not apply to task {task}{kto if key == 'label' else ''}; remove it", places,

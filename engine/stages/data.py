@@ -52,12 +52,17 @@ IGNORES = {
 def inputs(spec) -> dict:
     """Content of every file read: local data files, or the corpus files and package version."""
     from engine.core.project import input_label
+    from engine.spec.data_files import sources_of
+    from engine.spec.loader import json_path
 
-    source = spec.get("data.source")
-    if "files" in source:
-        groups = rows.source_files(source, spec.root, spec.place("data.source.files"))
-        return {input_label(spec, f): f for files in groups.values() for f in files}
-    return corpus_inputs(source)
+    out: dict = {}
+    for path, source in sources_of(spec):
+        if "files" in source:
+            groups = rows.source_files(source, spec.root, spec.places.get(path + ("files",)), json_path(path + ("files",)))
+            out.update({input_label(spec, f): f for files in groups.values() for f in files})
+        else:
+            out.update(corpus_inputs(source))
+    return out
 
 
 def corpus_inputs(source: dict) -> dict:
@@ -108,11 +113,13 @@ def load_records(data: dict, root: Path, bad_rows: rows.BadRows | None = None) -
 
 
 def load_splits(data: dict, seed: int, root: Path, bad_rows: rows.BadRows | None = None,
-                needs: dict | None = None) -> dict[str, dict[str, list]]:
+                needs: dict | None = None, mixed: dict | None = None) -> dict[str, dict[str, list]]:
     """Per split: `text` (the template applied) and, with `data.label`, `label`; deterministic order.
 
     A malformed record is an error or skipped (`bad_rows`); a split in `needs` that comes out
-    empty is an error whose advice fits how the split was given (its files, or a fraction).
+    empty is an error whose advice fits how the split was given (its files, or a fraction). With
+    `data.sources`, each is split on its own and the training splits mixed (engine/dataprep/mixing.py);
+    `mixed` receives the realised count per source and split.
     """
     bad_rows = bad_rows or rows.BadRows(data.get("on_bad_rows", "error"))
     by = data.get("split", {}).get("by")
@@ -123,21 +130,10 @@ def load_splits(data: dict, seed: int, root: Path, bad_rows: rows.BadRows | None
         uses[data["label"]] = "the label data.label"
     if by:
         uses[by] = "data.split.by"
-    per_group = {split: rows.finite_only(records, uses, bad_rows)
-                 for split, records in load_records(data, root, bad_rows).items()}
-    if form == "chat":
-        per_group = {split: instructions.well_formed(records, data["messages"], bad_rows)
-                     for split, records in per_group.items()}
-    drawn = None  # how many records (or groups) the split fractions were applied to
-    if "all" in per_group:
-        records = per_group["all"]
-        if not records:
-            skipped = f" ({len(bad_rows.skipped)} bad rows skipped)" if bad_rows.skipped else ""
-            raise StageError(f"the data source has no records{skipped} (empty files?); check data.source")
-        groups = rows.field_values(records, by, "data.split.by") if by else None
-        idx = rows.split_indices(len(records), data["split"]["validation"], data["split"]["test"], seed, groups)
-        per_group = {split: [records[i] for i in idx[split]] for split in rows.SPLITS}
-        drawn = len(set(groups)) if by else len(records)
+    if "sources" in data:
+        per_group, drawn = _mixed(data, seed, root, bad_rows, uses, {} if mixed is None else mixed)
+    else:
+        per_group, drawn = _split_records(data, seed, root, bad_rows, uses)
     for split, (why, fix) in (needs or {}).items():
         if not per_group.get(split):
             raise StageError(_empty_split(split, why, fix, data, drawn))
@@ -153,9 +149,53 @@ def load_splits(data: dict, seed: int, root: Path, bad_rows: rows.BadRows | None
     return out
 
 
+def _split_records(data: dict, seed: int, root: Path, bad_rows: rows.BadRows, uses: dict) -> tuple[dict, int | None]:
+    """(records per split, how many records or groups the split fractions were applied to: None
+    for split files) of `data.source`."""
+    form, by = instructions.mode(data), data.get("split", {}).get("by")
+    per_group = {split: rows.finite_only(records, uses, bad_rows)
+                 for split, records in load_records(data, root, bad_rows).items()}
+    if form == "chat":
+        per_group = {split: instructions.well_formed(records, data["messages"], bad_rows)
+                     for split, records in per_group.items()}
+    if "all" not in per_group:
+        return per_group, None
+    records = per_group["all"]
+    if not records:
+        skipped = f" ({len(bad_rows.skipped)} bad rows skipped)" if bad_rows.skipped else ""
+        raise StageError(f"the data source has no records{skipped} (empty files?); check data.source")
+    groups = rows.field_values(records, by, "data.split.by") if by else None
+    idx = rows.split_indices(len(records), data["split"]["validation"], data["split"]["test"], seed, groups)
+    return {split: [records[i] for i in idx[split]] for split in rows.SPLITS}, len(set(groups)) if by else len(records)
+
+
+def _mixed(data: dict, seed: int, root: Path, bad_rows: rows.BadRows, uses: dict, facts: dict) -> tuple[dict, None]:
+    """`data.sources`, each split on its own, the training splits mixed by weight; `facts` filled with
+    {source: {train_records (before mixing), train, validation, test}}."""
+    from engine.dataprep import mixing
+
+    entries, names = data["sources"], mixing.names(data["sources"])
+    parts = []
+    for name, entry in zip(names, entries):
+        try:
+            parts.append(_split_records({**data, "source": entry["source"]}, seed, root, bad_rows, uses)[0])
+        except StageError as exc:
+            raise StageError(f"data.sources {name}: {exc}") from None
+    how = data.get("mix", "concat")
+    train, given = mixing.mix([p.get("train", []) for p in parts], entries, how, seed)
+    for name, part, count in zip(names, parts, given):
+        facts[name] = {"train_records": len(part.get("train", [])), "train": count,
+                       **{split: len(part.get(split, [])) for split in ("validation", "test")}}
+    per_group = {split: [r for p in parts for r in p.get(split, [])] for split in ("validation", "test")}
+    return {"train": train, **per_group}, None
+
+
 def _empty_split(split: str, why: str, fix: str, data: dict, drawn: int | None) -> str:
     """What to do about a needed split that is empty, in the terms it was given in: files or a fraction."""
     other = f", or {fix}" if fix else ""
+    if "sources" in data:
+        return (f"no source of data.sources gives {split} records, and {why}; raise data.split.{split} or add "
+                f"{split} files to a source{other}")
     if drawn is None:
         files = data["source"]["files"]
         if split not in files:
@@ -187,13 +227,19 @@ def run(ctx) -> dict:
     data = ctx.params["data"]
     needs = needed_splits(ctx.params)
     bad_rows = rows.BadRows(data["on_bad_rows"])
-    splits = load_splits(data, ctx.seed, ctx.spec_root, bad_rows, needs)
+    mixed: dict = {}  # data.sources: the realised count per source and split
+    splits = load_splits(data, ctx.seed, ctx.spec_root, bad_rows, needs, mixed)
     family = TASKS[ctx.params["task"]]
     tokenizer = family.preprocessor(ctx.inputs["model"] / "model")
     bar = ctx.bar(sum(len(next(iter(v.values()))) for v in splits.values()), "tokenizing")
     datasets, facts = family.examples(splits, tokenizer, data, bar, bad_rows)
     bar.close()
     facts.update({f"{split}_records": len(next(iter(columns.values()))) for split, columns in splits.items()})
+    if mixed:
+        from engine.dataprep.mixing import describe
+
+        facts.update({"sources": mixed, "mix": data.get("mix", "concat")})
+        ctx.log(describe(mixed, facts["mix"]))
     for split, (why, fix) in needs.items():
         if split not in datasets:
             raise StageError(f"the {split} split has no examples: its {len(next(iter(splits[split].values())))} text(s) are blank or "

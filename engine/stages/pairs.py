@@ -28,8 +28,8 @@ SPLITS = ("train", "validation")  # the splits that make pairs: training and its
 
 def reads(spec) -> tuple[str, ...]:
     """The pairs section, and the data fields that say which prompts there are (the data files are inputs)."""
-    data = tuple(f"data.{name}" for name in ("source", "prompt", "completion", "split", "max_records", "on_bad_rows",
-                                             "max_length"))
+    data = tuple(f"data.{name}" for name in ("source", "sources", "mix", "prompt", "completion", "split", "max_records",
+                                             "on_bad_rows", "max_length"))
     return ("task", "seed", "pairs") + data
 
 

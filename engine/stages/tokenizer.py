@@ -11,7 +11,7 @@ SPECIAL = ["<|endoftext|>", "<|pad|>"]
 
 
 def reads(spec) -> tuple[str, ...]:
-    return ("seed", "data.source", "data.text", "data.prompt", "data.completion", "data.chosen", "data.rejected",
+    return ("seed", "data.source", "data.sources", "data.mix", "data.text", "data.prompt", "data.completion", "data.chosen", "data.rejected",
             "data.messages", "data.split", "data.max_records", "data.label", "data.on_bad_rows", "model.config.tokenizer")
 
 

@@ -34,7 +34,8 @@ OBJECTIVE_FIELDS = {
 
 def reads(spec) -> tuple[str, ...]:
     objective = spec.get("train.objective", "sft")
-    fields = tuple(f"train.{name}" for name in spec.get("train") if objective in OBJECTIVE_FIELDS.get(name, (objective,)))
+    fields = tuple(f"train.{name}" for name in spec.get("train") if objective in OBJECTIVE_FIELDS.get(name, (objective,))
+                   and not (name == "keep" and spec.get("train.keep") == "last"))  # the default: the key of before `keep`
     return ("task", "seed") + fields + ("model.lora",)  # the label set arrives with the data stage's key
 
 
@@ -48,6 +49,11 @@ IGNORES = {
     "train.log_every": "how often the loss is logged; the weights do not depend on it",
     "train.save_every": "how often a checkpoint is saved for resuming; resuming gives the same weights",
 }
+
+
+def ignores(spec) -> dict:
+    """IGNORES, but save_every where train.average averages the checkpoints it places."""
+    return {k: v for k, v in IGNORES.items() if not (k == "train.save_every" and spec.has("train.average"))}
 
 
 def inputs(spec) -> dict:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import StageError
-from engine.training import distributed, objectives, speed
+from engine.training import distributed, keeping, objectives, speed
 from engine.training.batches import BatchPlan, is_out_of_memory, out_of_memory_advice, plan_batches, schedule_warnings
 from engine.training.checkpoints import LOSSES, MANIFEST, Sigterm, disk_full_while_saving, resumable_checkpoint
 from engine.training.distributed import Ranks
@@ -52,6 +52,8 @@ def train(ctx, ranks: Ranks, resume) -> dict:
     if fitted.checkpoints.stopping:  # SIGTERM (or, on several ranks, the engine's STOP): every rank at the same step
         return stopped(ctx, fitted, ranks)
 
+    # train.keep: best, train.average: the weights of a checkpoint, or of several averaged (engine/training/keeping.py)
+    kept = keeping.choose(ctx, fitted.trainer, plan.max_steps, arguments["save_steps"], bool(ctx.get("model.lora")))
     save_output(fitted.trainer, ctx.out, ranks, tokenizer, ctx.get("model.lora"), labels, plan.fsdp is not None)
     history = fitted.trainer.state.log_history
     if ranks.writes:
@@ -69,7 +71,7 @@ def train(ctx, ranks: Ranks, resume) -> dict:
                                           "effective_batch": plan.effective, "steps_per_epoch": plan.steps_per_epoch,
                                           "total_steps": plan.max_steps, "trainable_parameters": trainable,
                                           "warnings": warnings, "resumed_from": fitted.resume.name if fitted.resume else None,
-                                          **({"objective": objective} if objective != "sft" else {})}}
+                                          **({"objective": objective} if objective != "sft" else {}), **(kept or {})}}
 
 
 def resolve_precision(wanted: str, device: str) -> str:
@@ -154,6 +156,7 @@ def trainer_arguments(ctx, plan: BatchPlan, has_validation: bool, ranks: Ranks, 
         seed=ctx.seed, data_seed=ctx.seed, report_to=trackers, disable_tqdm=True, remove_unused_columns=False,
         dataloader_num_workers=runtime.get("dataloader_workers", 0), use_liger_kernel=plan.kernels == "liger",
     )
+    arguments.update(keeping.arguments(train, plan.max_steps, has_validation, ranks.world))
     if ranks.world > 1:  # every node keeps whole checkpoints in its own work dir, so each can resume
         arguments.update(ddp_backend="nccl" if device == "cuda" else "gloo", save_on_each_node=ranks.nodes > 1,
                          **distributed.fsdp_arguments(plan.fsdp))
@@ -202,6 +205,8 @@ def fit(ctx, model, arguments: dict, build, plan: BatchPlan, ranks: Ranks, resum
     early = ctx.params["train"].get("early_stopping")
     if early:
         callbacks.append(EarlyStoppingCallback(early["patience"], early["min_delta"]))
+    if keeping.mode(ctx.params["train"]) != "last":  # after `checkpoints`, which completes each one
+        callbacks.append(keeping.pruner(ctx.params["train"], plan.max_steps, arguments["save_steps"]))
 
     def make_trainer(compiled: bool):
         trainer = build({**arguments, "torch_compile": compiled}, callbacks, guard)
