@@ -302,3 +302,55 @@ def test_an_sft_key_reads_no_objective_field_and_no_trl(project):
     assert sft.get("train.objective") == "sft" and sft.get("train.beta") == 0.1  # the defaults are written in
     assert not {"train.objective", "train.beta", "train.rewards", "train.generations"} & set(train_stage.reads(sft))
     assert "trl" not in train_stage.libraries(sft)
+
+
+def test_a_resumed_grpo_run_ends_at_the_same_weights(project, tmp_path, monkeypatch, capsys):
+    """GRPO samples its own answers: a resumed run must draw them as the uninterrupted one does."""
+    import torch
+
+    train = "rewards: [{regex: e, weight: 1.0}], generations: 4, max_new_tokens: 4, beta: 0.0, max_steps: 6, batch_size: 8, save_every: 2"
+    (project / "spec.yaml").write_text(spec("grpo", train))
+    with monkeypatch.context() as patch:
+        crash_after_step(patch, 4)
+        assert main(["run", "spec.yaml", "--until", "train"]) == 1
+    assert main(["run", "spec.yaml", "--until", "train"]) == 0
+    assert "resuming from checkpoint-4" in capsys.readouterr().err
+    resumed = train_node(project)
+
+    monkeypatch.setenv("ENGINE_STORE", str(tmp_path / "clean"))
+    assert main(["run", "spec.yaml", "--until", "train"]) == 0
+    clean = train_node(project)
+    a, b = adapter_weights(output(tmp_path, resumed)), adapter_weights(output(tmp_path, clean, "clean"))
+    assert any(a[name].abs().sum() > 0 for name in a if "lora_B" in name)  # it trained: the adapter left zero
+    assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
+    assert clean["metrics"]["reward"] == pytest.approx(resumed["metrics"]["reward"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_sigterm_during_dpo_saves_a_checkpoint_and_a_rerun_resumes(project, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (project / "spec.yaml").write_text(spec("dpo", "max_steps: 200, batch_size: 4, save_every: 2"))
+    env = {**os.environ, "ENGINE_STORE": str(tmp_path / "store")}
+    command = [sys.executable, "-m", "engine", "run", "spec.yaml", "--until", "train"]
+    proc = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while not list((tmp_path / "store" / "work").glob("*/checkpoints/checkpoint-*/ENGINE_COMPLETE")):
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"training ended before its first checkpoint: {proc.communicate()[1]}")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    stopped = re.search(r"stopped by SIGTERM at step (\d+); checkpoint-\1 saved", err)
+    assert stopped and "Traceback" not in err, err
+    (project / "spec.yaml").write_text(spec("dpo", "max_steps: 200, batch_size: 4, save_every: 2"))
+    done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert f"resuming from checkpoint-{stopped.group(1)}" in done.stderr
+    assert train_node(project)["metrics"]["steps"] == 200
