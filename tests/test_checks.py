@@ -378,3 +378,11 @@ def test_suffix_array_sorts_suffixes():
     for text in ["", "a", "banana", "abracadabra", "甲乙甲乙甲", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]:
         order = copying.suffix_array(np.array([ord(c) for c in text], dtype=np.int64))
         assert order.tolist() == sorted(range(len(text)), key=lambda i: text[i:])
+
+
+def test_the_agent_starts_on_the_levels_own_first_ledge_and_on_ground_before_a_gap():
+    ledge = ["-" * 6] * 8 + ["X-----"] + ["------"] * 5  # rows top to bottom: the first column's ledge, 5 rows up
+    padded = mario_agent.padded(ledge)
+    assert [row[:mario_agent.PAD] for row in padded][8] == "X" * mario_agent.PAD  # the ledge goes on to the left
+    assert all(row[-mario_agent.PAD:] == ("X" * mario_agent.PAD if r >= 12 else "-" * mario_agent.PAD)
+               for r, row in enumerate(padded))  # the last column is a gap: ground after it

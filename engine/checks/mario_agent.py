@@ -5,10 +5,10 @@ framework's A* agent as MarioGPT's paper uses it; it needs a Java runtime (Debia
 `default-jre-headless`). `java -jar PlayAstar.jar LEVEL.txt norender IMGDIR/` plays the level
 (rows top to bottom, as the game reads it) and prints `Game Status: WIN Percentage Completion: 1.0`.
 
-Every level is played with PAD columns of flat ground added on each side, real and sampled
-alike: a window of a real level can start in the middle of a gap that the original Mario
-crossed with a run-up from the columns before it (measured on 30 random 24-column windows of
-the real levels: 27 won with the pad; without it 20 of 24).
+Every level is played with PAD columns added on each side, real and sampled alike: its edge
+column repeated where it has something to stand on, flat ground where it is a gap. A window of a
+real level can start in a gap the original Mario crossed with a run-up from the columns before
+it, or on a ledge high above the ground (bench/level_agent.py measures the agent on real windows).
 
 A few levels make the agent's search run on (a long brick corridor, measured once in 30 real
 windows); after TIMEOUT seconds it is stopped and the rule-based reachability of levels.py
@@ -27,6 +27,7 @@ from engine.packaged import Packaged
 AGENT = Packaged("mario-gpt", "mario_gpt", "simulator/PlayAstar.jar")
 PAD = 3  # columns of flat ground added before and after the level
 TIMEOUT = 10  # seconds; one level plays in about 1.5 s, JVM start included
+SOLID = set("XS?Q<>[]Bb")
 RESULT = re.compile(r"Game Status: (\w+) Percentage Completion: ([-\d.]+)")
 
 
@@ -42,9 +43,12 @@ def available() -> str | None:
 
 
 def padded(rows: list[str]) -> list[str]:
-    """The level with PAD columns of ground (the two bottom rows solid) before and after it."""
-    last = len(rows) - 2
-    return [(("X" if r >= last else "-") * PAD) + row + (("X" if r >= last else "-") * PAD) for r, row in enumerate(rows)]
+    """The level with PAD columns before and after it: its first (last) column repeated where that
+    column has something to stand on, flat ground (the two bottom rows solid) where it is a gap."""
+    ground = "".join("X" if r >= len(rows) - 2 else "-" for r in range(len(rows)))
+    first, last = ([row[i] for row in rows] for i in (0, -1))
+    before, after = (column if set(column) & SOLID else list(ground) for column in (first, last))
+    return [before[r] * PAD + row + after[r] * PAD for r, row in enumerate(rows)]
 
 
 def play(rows: list[str]) -> dict | None:

@@ -1,0 +1,25 @@
+"""How often does MarioGPT's A* agent win real Super Mario Bros windows? (engine/checks/mario_agent.py)
+
+40 random windows of 24 columns of the mario-gpt corpus (seeded), each played by the agent as the
+`level` check plays a sample (padded at both ends); prints wins, mean completion, the rule-based
+reachability verdict for comparison, and the seconds per play. Needs Java.
+    .venv/bin/python bench/level_agent.py [WIDTH]
+"""
+import random
+import sys
+import time
+
+from engine.checks import levels, mario_agent
+from engine.corpora import mario_levels
+
+width = int(sys.argv[1]) if len(sys.argv) > 1 else 24
+rows = mario_levels.grid(mario_levels.files({})[0])
+starts = random.Random(0).sample(range(len(rows[0]) - width), 40)
+started = time.perf_counter()
+played = [mario_agent.play([row[s:s + width] for row in rows]) for s in starts]
+seconds = (time.perf_counter() - started) / len(starts)
+rules = [levels.playable(mario_levels.to_columns(rows, s, width).splitlines()) for s in starts]
+won = sum(bool(p and p["won"]) for p in played)
+print(f"{width}-column windows: the agent won {won} of {len(starts)}, timed out on {played.count(None)}; "
+      f"mean completion {sum(p['completion'] for p in played if p) / len(starts):.3f}; "
+      f"the rules passed {sum(rules)}; {seconds:.2f} s a play")
