@@ -386,3 +386,9 @@ def test_the_agent_starts_on_the_levels_own_first_ledge_and_on_ground_before_a_g
     assert [row[:mario_agent.PAD] for row in padded][8] == "X" * mario_agent.PAD  # the ledge goes on to the left
     assert all(row[-mario_agent.PAD:] == ("X" * mario_agent.PAD if r >= 12 else "-" * mario_agent.PAD)
                for r, row in enumerate(padded))  # the last column is a gap: ground after it
+
+
+def test_play_format_refuses_lines_without_a_word():
+    hollow = "**VIOLA**  \n*  \n#  \n#  \n#  \n**OLIVIA**  \n*  \n#  \n#  \n"  # a sample the grammar let through before
+    assert not play_format.analyse(hollow)["follows_format"]
+    assert play_format.analyse("**VIOLA**  \nO!\n**OLIVIA**  \nAy.\n")["follows_format"]  # short speech is speech

@@ -94,6 +94,8 @@ def test_svg_grammar_takes_normalised_drawings():
     ("svg", '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">\n<path d="M1 1L hello"/>\n</svg>'),
     ("play", "**VIOLA**  \nWhat country, friends, is this?\n"),  # one turn is no dialogue
     ("play", "**VIOLA**  \n**CAPTAIN**  \nThis is Illyria, lady.\n**VIOLA**  \nAnd what should I do?\n"),  # no speech
+    ("play", "**VIOLA**  \n...\n**CAPTAIN**  \nThis is Illyria, lady.\n"),  # speech without a word
+    ("play", "# Act I\n#  \n**VIOLA**  \nWhat country?\n**CAPTAIN**  \nIllyria.\n"),  # a heading without a word
 ])
 def test_builtin_grammars_refuse_broken_items(name, broken):
     assert library.accepts(COMPILED[name], broken) is not None
@@ -192,7 +194,7 @@ def test_no_constraint_leaves_the_generate_key_as_it_was():
     from engine.spec import load_spec
     from engine.stages import generate
 
-    spec = load_spec(REPO / "specs" / "shakespeare-scenes.yaml")
+    spec = load_spec(REPO / "specs" / "quickstart.yaml")
     assert "generate.constrain" not in generate.reads(spec)
     assert not any(label.startswith("constrain") for label in generate.inputs(spec))
 

@@ -105,7 +105,8 @@ def _level_begins(prompt: str) -> int | None:
 # italics (`_Exit_`, `*Exit.*`, over up to 16 lines), speech lines of at most 100 characters. A
 # dialogue, as the check wants it: at least two turns, each a speaker then at least one line of
 # speech (a direction or a blank line may come between a speaker's lines); it may end after the
-# second turn. Before the first speaker, headings, directions and up to eight lines of text (a
+# second turn. Speech, headings and directions hold a letter (`#` or `*` alone is not a line of a
+# play: the check says so too). Before the first speaker, headings, directions and up to eight lines of text (a
 # song: Measure for Measure, IV.1).
 PLAY = r"""
 start: lead (SPEECH lead){0,8} turn turn+
@@ -113,10 +114,11 @@ lead: (HEADING | BLANK | DIRECTION)*
 turn: SPEAKER (DIRECTION | BLANK)* SPEECH (SPEECH | DIRECTION | BLANK | HEADING)*
 
 BLANK: "\n"
-HEADING: /#{1,6} [^\n]{1,100}\n/
+HEADING: /#{1,6} [^\n]{1,100}\n/ & WORDED
 SPEAKER: /\*\*[A-Z][^*\n]{0,40}\*\*[ \t]{0,2}\n/
-DIRECTION: /_{1,2}[^\n]*_[ \t]*\n/ | /_{1,2}[^_\n]+(\n[^_\n]+){1,15}_[ \t]*\n/ | /\*[^*\n]+(\n[^*\n]+){0,15}\*[ \t]*\n/
-SPEECH: /[^\s*_#][^\n]{0,99}\n/
+DIRECTION: (/_{1,2}[^\n]*_[ \t]*\n/ | /_{1,2}[^_\n]+(\n[^_\n]+){1,15}_[ \t]*\n/ | /\*[^*\n]+(\n[^*\n]+){0,15}\*[ \t]*\n/) & WORDED
+SPEECH: /[^\s*_#][^\n]{0,99}\n/ & WORDED
+WORDED: /[^\p{L}]*\p{L}(.|\n)*/
 """
 
 # -- SVG in normal form (engine/formats/svg_normal.py) --------------------------------------------
