@@ -392,3 +392,10 @@ def test_play_format_refuses_lines_without_a_word():
     hollow = "**VIOLA**  \n*  \n#  \n#  \n#  \n**OLIVIA**  \n*  \n#  \n#  \n"  # a sample the grammar let through before
     assert not play_format.analyse(hollow)["follows_format"]
     assert play_format.analyse("**VIOLA**  \nO!\n**OLIVIA**  \nAy.\n")["follows_format"]  # short speech is speech
+
+
+def test_bar_accuracy_grades_a_tune_by_its_wrong_bars():
+    assert abc_notation.check_tune(VALID_TUNE)["bar_accuracy"] == 1.0
+    half = VALID_TUNE.replace("GABc dedB|dedB dedB|c2ec B2dB|c2A2 A2BA|", "GABc dedB|dedB ded|c2ec B2d|c2A2 A2BA|")
+    assert abc_notation.check_tune(half)["bar_accuracy"] == pytest.approx(1 - 2 / 8)  # 2 of 8 bars short
+    assert abc_notation.check_tune("this is not music at all")["bar_accuracy"] == 0.0

@@ -7,6 +7,9 @@ prompt, or after an instruction that is not ABC):
   complete_bars  it parses, has at least 3 bars, and every bar is as long as the metre says,
                  read as abc2midi plays the tune: a pickup at the start, and the two parts of a bar
                  split by a section or repeat sign or an ending make one bar (`abc_bars`)
+  bar_accuracy   the share of its bars that are right (1 - wrong bars / written bars; 0 when it
+                 does not parse): a graded signal where few tunes are complete, for
+                 `generate.select` and the pairs of preference training
 and the pitch-class entropy (bits, of 12 classes) of the samples against that of 60 training
 tunes drawn with a fixed seed. With record prompts (instruction data: `generate.prompts` as
 `{meter: 6/8, key: G, ...}`), `abc_follows_rate` is the share of samples whose M: and K: headers
@@ -17,9 +20,9 @@ those that parse.
 """
 from __future__ import annotations
 
-VERSION = 7  # (2: several tunes judged by the first; 3: 3+ bars, 60 reference tunes; 4: tunes split at end-of-text;
+VERSION = 8  # (2: several tunes judged by the first; 3: 3+ bars, 60 reference tunes; 4: tunes split at end-of-text;
 # 5: the tune starts at the first X: line, follows_rate for record prompts; 6: bars judged by abc_bars, as abc2midi
-# plays them, not by music21's measures; 7: novel_valid, nearest similarity) bump when the same samples would get other results
+# plays them, not by music21's measures; 7: novel_valid, nearest similarity; 8: bar_accuracy) bump when the same samples would get other results
 
 import math
 import random
@@ -29,7 +32,8 @@ from functools import lru_cache
 from engine.checks import abc_bars, abc_novelty
 
 METRICS = ("abc_parse_rate", "abc_header_rate", "abc_complete_bars_rate", "abc_pitch_entropy",
-           "abc_corpus_pitch_entropy", "abc_follows_rate", "abc_novel_valid_rate", "abc_nearest_similarity")  # what run reports (generate.select.by may name one)
+           "abc_corpus_pitch_entropy", "abc_follows_rate", "abc_novel_valid_rate", "abc_nearest_similarity",
+           "abc_bar_accuracy")  # what run reports (generate.select.by may name one)
 REQUIRED = ("X", "M", "L", "K")
 REFERENCE_TUNES = 60  # parsing costs ~0.3 s a tune; 60 tunes give a few thousand notes
 
@@ -72,8 +76,10 @@ def entropy(classes: list[int]) -> float:
 def check_tune(text: str) -> dict:
     """Results for one text (used by the tests on hand-made tunes)."""
     score = parse(text)
+    bars = abc_bars.judge(text) if score is not None else None
     return {"parses": score is not None, "has_headers": set(REQUIRED) <= headers(text),
-            "complete_bars": score is not None and abc_bars.judge(text).complete,
+            "complete_bars": bars is not None and bars.complete,
+            "bar_accuracy": round(max(0.0, 1 - len(bars.problems) / bars.bars), 4) if bars and bars.bars else 0.0,
             "pitch_classes": pitch_classes(score) if score is not None else []}
 
 
@@ -124,7 +130,8 @@ def run(samples: list[dict], context) -> dict:
     share = lambda key: sum(r[key] for r in results) / len(results) if results else 0.0  # noqa: E731
     similar = [s["abc"]["similarity"] for s in samples if "similarity" in s["abc"]]
     return {"abc_parse_rate": share("parses"), "abc_header_rate": share("has_headers"),
-            "abc_complete_bars_rate": share("complete_bars"), "abc_novel_valid_rate": share("novel_valid"),
+            "abc_complete_bars_rate": share("complete_bars"), "abc_bar_accuracy": round(share("bar_accuracy"), 4),
+            "abc_novel_valid_rate": share("novel_valid"),
             "abc_nearest_similarity": round(sum(similar) / len(similar), 4) if similar else 0.0,
             "abc_pitch_entropy": entropy([c for r in results for c in r["pitch_classes"]]),
             "abc_corpus_pitch_entropy": corpus_entropy(tuple(context.training_texts())),
