@@ -88,6 +88,8 @@ def test_svg_grammar_takes_normalised_drawings():
 @pytest.mark.parametrize("name, broken", [
     ("abc", "X:1\nT:No key\nM:4/4\nL:1/8\n|:GABc dedB:|\n"),  # no K: line
     ("abc", "X:1\nM:4/4\nL:1/8\nK:G\nGAB@ c|\n"),  # not a symbol of ABC
+    ("abc-metred", "X:1\nT:Short bars\nM:6/8\nL:1/8\nK:G\nG2 A|B2 G2|\n"),  # bars of 3 and 4 eighths in 6/8
+    ("abc-metred", "X:1\nM:6/8\nL:1/4\nK:G\nG3|\n"),  # L:1/4: the metred grammar counts eighths
     ("level", "--------------\nXX------------\nXX-----------\n"),  # a column of 13 tiles
     ("level", "XX----------Z-\n"),  # not a tile
     ("svg", '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">\n<g>\n<rect width="5" height="5"/>\n</svg>'),
@@ -161,7 +163,7 @@ def constrained(constrain_yaml: str, **changes) -> str:
      "cannot be read as a grammar: Failed to convert the grammar from GBNF to Lark: Rule 'missing' not found"),
     ('{json_schema: {type: strng}}', {}, "$.generate.constrain.json_schema", "does not compile: Invalid type: strng"),
     ("{regex: a, grammar: g.lark}", {}, "$.generate.constrain", "give exactly one of grammar, regex, json_schema"),
-    ("abd", {}, "$.generate.constrain", "must be one of: 'abc', 'svg', 'level', 'play' (got 'abd') (did you mean abc?)"),
+    ("abd", {}, "$.generate.constrain", "must be one of: 'abc', 'abc-metred', 'svg', 'level', 'play' (got 'abd') (did you mean abc?)"),
 ])
 def test_a_constraint_that_cannot_compile_is_a_located_spec_error(scenes_project, capsys, constrain, files, where, message):
     for name, text in files.items():
@@ -260,3 +262,17 @@ def test_a_builtin_constrains_the_document_the_prompt_begins(scenes_project, tmp
     for sample in samples:
         document = constraint.prefix(sample["prompt"]) + sample["completion"]
         assert library.accepts(COMPILED["play"], document, whole=False) is None, document
+
+
+METRED = ["X:1\nT:A Jig\nM:6/8\nL:1/8\nK:G\nGAB c2d|e3 d2B|A>B c d2e|g6|]\n",
+          'X: 284\nT: The Engine\'s Reel\nM: 4/4\nL: 1/8\nK:D\n|:"D"D2 FA d2 (3cBA|B8:|\nA4 F2 D2|d8|]\n',
+          "X:2\nT:An Air\nM:3/4\nL:1/8\nK:Em\nE2 G2 B2|e4 d2|B6|]\n"]
+
+
+@pytest.mark.parametrize("tune", METRED)
+def test_the_metred_abc_grammar_takes_tunes_the_check_calls_complete(tune):
+    from engine.checks import abc_notation
+
+    assert library.accepts(COMPILED["abc-metred"], tune) is None
+    assert abc_notation.check_tune(tune)["complete_bars"]
+    assert library.accepts(COMPILED["abc"], tune) is None  # and the plain abc grammar takes them too

@@ -1,6 +1,6 @@
 """`generate.constrain` as a spec writes it, read into one `Constraint`.
 
-    constrain: abc | svg | level | play          a built-in grammar (engine/constrain/grammars.py)
+    constrain: abc | abc-metred | svg | level | play          a built-in grammar (engine/constrain/grammars.py)
     constrain: {grammar: grammars/tune.lark}     a Lark or GBNF file, relative to the spec
     constrain: {regex: "[a-z ]+\\."}             a regular expression (Rust `regex` syntax)
     constrain: {json_schema: {type: object}}     a JSON schema

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from engine.constrain import abc_metred
+
 
 @dataclass(frozen=True)
 class Builtin:
@@ -167,6 +169,8 @@ SVG = _svg()
 
 BUILTINS = {
     "abc": Builtin(ABC, _first(r"^X:"), "a tune in ABC notation (X:, M:, L:, K: header; bars of notes)"),
+    "abc-metred": Builtin(abc_metred.LARK, _first(r"^X:"),
+                          "a tune in ABC notation whose every bar is as long as its metre says (L:1/8; engine/constrain/abc_metred.py)"),
     "level": Builtin(LEVEL, _level_begins, "a Super Mario Bros level, one column of 14 tiles a line"),
     "play": Builtin(PLAY, _first(r"^(#{1,6} |\*\*[A-Z])"), "a play's scene: headings, speakers, speech, directions"),
     "svg": Builtin(SVG, _first(r"<svg"), "a drawing in SVG normal form, one element a line"),
