@@ -243,8 +243,8 @@ def located(capsys, path: Path) -> list[str]:
     ("grpo", '  prompt: "{title}"', ", rewards: [{check: copy, metric: copy_share}, {check: level, metric: level_rate}]",
      ["$.train.rewards[0].check  the copy check needs the copy index of a generate stage and is not a reward; reward a "
       "regex or another check",
-      "$.train.rewards[1].metric  'level_rate' is not a metric of the level check; it reports: level_playable_rate, "
-      "level_well_formed_rate"]),
+      "$.train.rewards[1].metric  'level_rate' is not a metric of the level check; it reports: level_completion, "
+      "level_identity, level_novel_valid_rate, level_playable_rate, level_well_formed_rate"]),
     ("sft", '  prompt: "{title}"\n  completion: "{good}"\n  chosen: "{good}"', ", rewards: [{regex: a}]",
      ["$.data.chosen  is read by train.objective dpo and orpo (preference pairs with data.prompt and data.rejected); "
       "set train.objective, or remove it",
@@ -253,8 +253,8 @@ def located(capsys, path: Path) -> list[str]:
      ["$.data.chosen  does not go with train.objective dpo, which reads prompts, and the pairs stage makes the pairs "
       "(data.prompt); remove it"]),
     ("dpo", '  prompt: "{title}"', "\npairs: {checks: [level], by: level_rate}",
-     ["$.pairs.by  'level_rate' is not a metric of pairs.checks (level); they report: level_playable_rate, "
-      "level_well_formed_rate"]),
+     ["$.pairs.by  'level_rate' is not a metric of pairs.checks (level); they report: level_completion, "
+      "level_identity, level_novel_valid_rate, level_playable_rate, level_well_formed_rate"]),
     ("kto", '  prompt: "{title}"\n  completion: "{good}"\n  label: even', "\npairs: {checks: [level], by: level_playable_rate}",
      ["$.pairs  makes preference pairs for train.objective dpo or orpo, not kto; set train.objective: dpo, or remove pairs"]),
     ("sft", '  prompt: "{title}"\n  completion: "{good}"\n  label: even', "",
