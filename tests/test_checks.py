@@ -399,3 +399,13 @@ def test_bar_accuracy_grades_a_tune_by_its_wrong_bars():
     half = VALID_TUNE.replace("GABc dedB|dedB dedB|c2ec B2dB|c2A2 A2BA|", "GABc dedB|dedB ded|c2ec B2d|c2A2 A2BA|")
     assert abc_notation.check_tune(half)["bar_accuracy"] == pytest.approx(1 - 2 / 8)  # 2 of 8 bars short
     assert abc_notation.check_tune("this is not music at all")["bar_accuracy"] == 0.0
+
+
+def test_bar_accuracy_counts_a_repeated_wrong_bar_once():
+    tune = "X:1\nM:4/4\nL:1/8\nK:G\n|:GABc dedB|dedB ded|c2ec B2dB|c2A2 A2BA:|\n"  # bar 2 short, played twice
+    assert abc_notation.check_tune(tune)["bar_accuracy"] == pytest.approx(0.75)
+
+
+def test_level_identity_reads_the_most_common_window_width():
+    windows = [real_window(start) for start in range(0, 200, 4)]
+    assert level_novelty.Windows([real_window(0, 30)] + windows).identity(real_window(40)[5:17]) == 1.0

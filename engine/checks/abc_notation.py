@@ -7,7 +7,8 @@ prompt, or after an instruction that is not ABC):
   complete_bars  it parses, has at least 3 bars, and every bar is as long as the metre says,
                  read as abc2midi plays the tune: a pickup at the start, and the two parts of a bar
                  split by a section or repeat sign or an ending make one bar (`abc_bars`)
-  bar_accuracy   the share of its bars that are right (1 - wrong bars / written bars; 0 when it
+  bar_accuracy   the share of its bars that are right (1 - wrong bars / written bars, a bar in a
+                 repeat counted once; 0 when it
                  does not parse): a graded signal where few tunes are complete, for
                  `generate.select` and the pairs of preference training
 and the pitch-class entropy (bits, of 12 classes) of the samples against that of 60 training
@@ -20,9 +21,9 @@ those that parse.
 """
 from __future__ import annotations
 
-VERSION = 8  # (2: several tunes judged by the first; 3: 3+ bars, 60 reference tunes; 4: tunes split at end-of-text;
+VERSION = 9  # (2: several tunes judged by the first; 3: 3+ bars, 60 reference tunes; 4: tunes split at end-of-text;
 # 5: the tune starts at the first X: line, follows_rate for record prompts; 6: bars judged by abc_bars, as abc2midi
-# plays them, not by music21's measures; 7: novel_valid, nearest similarity; 8: bar_accuracy) bump when the same samples would get other results
+# plays them, not by music21's measures; 7: novel_valid, nearest similarity; 8: bar_accuracy; 9: a repeated bar counted once) bump when the same samples would get other results
 
 import math
 import random
@@ -79,8 +80,17 @@ def check_tune(text: str) -> dict:
     bars = abc_bars.judge(text) if score is not None else None
     return {"parses": score is not None, "has_headers": set(REQUIRED) <= headers(text),
             "complete_bars": bars is not None and bars.complete,
-            "bar_accuracy": round(max(0.0, 1 - len(bars.problems) / bars.bars), 4) if bars and bars.bars else 0.0,
+            "bar_accuracy": bar_accuracy(bars) if bars else 0.0,
             "pitch_classes": pitch_classes(score) if score is not None else []}
+
+
+def bar_accuracy(bars: abc_bars.Judgement) -> float:
+    """The share of written bars that are right: a bar played twice (a repeat) is one bar, wrong
+    once however often it is played (problems name where the bar ends)."""
+    if not bars.bars:
+        return 0.0
+    wrong = len({problem.split("  ", 1)[0] for problem in bars.problems})
+    return round(max(0.0, 1 - wrong / bars.bars), 4)
 
 
 def tune_text(text: str) -> str:

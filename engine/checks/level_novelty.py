@@ -1,6 +1,6 @@
 """How close a level is to the nearest training window, tile by tile (MarioGPT's novelty measure).
 
-The training texts are windows of WIDTH columns. A level's new columns (those after its prompt)
+The training texts are windows of one width (the most common; others are left out). A level's new columns (those after its prompt)
 are laid over every training window at every shift where they fit; at each placement, of the
 places where either has something drawn (a tile that is not sky `-`), the share that hold the same
 tile; the best placement's share is the level's `identity` (1.0: a training window's columns,
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+ROWS = 14
 SKY = ord("-")
 COPY_IDENTITY = 0.9  # MarioGPT's line: a level 90% tile-identical to a training level is a copy
 
@@ -26,8 +27,10 @@ class Windows:
     """The training windows as one array (windows x columns x rows), for nearest-window lookups."""
 
     def __init__(self, windows: list[list[str]]):
-        width = max((len(w) for w in windows), default=0)
-        rows = len(windows[0][0]) if windows and windows[0] else 14
+        from collections import Counter
+
+        rows = ROWS  # the windows are the training texts: those of another width or shape are not compared
+        width = Counter(len(w) for w in windows if w).most_common(1)[0][0] if any(windows) else 0
         kept = [w for w in windows if len(w) == width and all(len(c) == rows for c in w)]
         self.width, self.rows = width, rows
         self.tiles = np.stack([tile_array(w) for w in kept]) if kept else np.zeros((0, width, rows), dtype=np.uint8)

@@ -37,6 +37,7 @@ SOLID = set("XS?Q<>[]Bb")
 TILES = EMPTY | SOLID
 JUMP_UP, JUMP_ACROSS = 4, 4
 MIN_NEW_COLUMNS = 8
+AGENTS = 2  # levels played at once
 
 
 def columns(text: str) -> list[str]:
@@ -77,19 +78,22 @@ def playable(cols: list[str]) -> bool:
 
 
 def run(samples: list[dict], context) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
     from engine.checks import mario_agent
     from engine.checks.level_novelty import COPY_IDENTITY
 
     unavailable = mario_agent.available()
     windows = training_windows(context)
+    read = [(columns(s["prompt"] + s["completion"]), len(columns(s["prompt"]))) for s in samples]
+    formed = [well_formed(cols, new + MIN_NEW_COLUMNS) for cols, new in read]
+    with ThreadPoolExecutor(AGENTS) as pool:  # each play is a JVM of its own, mostly waiting on start-up
+        verdicts = pool.map(lambda item: judge(item[0][0], unavailable) if item[1] else None, zip(read, formed))
     results = []
-    for sample in samples:
-        cols = columns(sample["prompt"] + sample["completion"])
-        new = len(columns(sample["prompt"]))
-        formed = well_formed(cols, new + MIN_NEW_COLUMNS)
-        result = {"well_formed": formed, "playable": False, "columns": len(cols), "completion": 0.0}
-        if formed:
-            result.update(judge(cols, unavailable))
+    for sample, (cols, new), ok, verdict in zip(samples, read, formed, verdicts):
+        result = {"well_formed": ok, "playable": False, "columns": len(cols), "completion": 0.0}
+        if ok:
+            result.update(verdict)
             result["identity"] = round(windows.identity(cols[new:]), 4) if windows else None
         result["novel_valid"] = result["playable"] and (result.get("identity") or 0.0) < COPY_IDENTITY
         sample["level"] = result
@@ -108,12 +112,11 @@ def judge(cols: list[str], unavailable: str | None) -> dict:
     from engine.checks import mario_agent
     from engine.corpora.mario_levels import from_columns
 
-    played = None if unavailable else mario_agent.play(from_columns("\n".join(cols)))
-    if played is not None:
+    played = {"failed": unavailable} if unavailable else mario_agent.play(from_columns("\n".join(cols)))
+    if "failed" not in played:
         return {"playable": played["won"], "completion": played["completion"], "judge": "agent"}
     by_rules = playable(cols)
-    return {"playable": by_rules, "completion": 1.0 if by_rules else 0.0,
-            "judge": f"rules ({unavailable or 'the agent ran past its time limit'})"}
+    return {"playable": by_rules, "completion": 1.0 if by_rules else 0.0, "judge": f"rules ({played['failed']})"}
 
 
 def training_windows(context):

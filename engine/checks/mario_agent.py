@@ -44,16 +44,17 @@ def available() -> str | None:
 
 def padded(rows: list[str]) -> list[str]:
     """The level with PAD columns before and after it: its first (last) column repeated where that
-    column has something to stand on, flat ground (the two bottom rows solid) where it is a gap."""
+    column has a solid tile, flat ground (the two bottom rows solid) where it has none."""
     ground = "".join("X" if r >= len(rows) - 2 else "-" for r in range(len(rows)))
     first, last = ([row[i] for row in rows] for i in (0, -1))
     before, after = (column if set(column) & SOLID else list(ground) for column in (first, last))
     return [before[r] * PAD + row + after[r] * PAD for r, row in enumerate(rows)]
 
 
-def play(rows: list[str]) -> dict | None:
-    """{"won": bool, "completion": fraction of the level's length reached} from one play of the
-    padded level (`rows` top to bottom); None when the agent ran past TIMEOUT or printed no result."""
+def play(rows: list[str]) -> dict:
+    """{"won": bool, "completion": fraction of the padded level's length reached} from one play of
+    the padded level (`rows` top to bottom); {"failed": why} when the agent ran past TIMEOUT or
+    printed no result."""
     jar = AGENT.locate("the level check's agent")
     with tempfile.TemporaryDirectory(prefix="engine-agent-") as folder:
         level = Path(folder) / "level.txt"
@@ -62,8 +63,8 @@ def play(rows: list[str]) -> dict | None:
             done = subprocess.run(["java", "-jar", str(jar), str(level), "norender", str(jar.parent / "img") + "/"],
                                   capture_output=True, text=True, timeout=TIMEOUT, cwd=folder)
         except subprocess.TimeoutExpired:
-            return None
+            return {"failed": "the agent ran past its time limit"}
     found = RESULT.search(done.stdout)
     if not found:
-        return None
+        return {"failed": f"the agent printed no result (exit {done.returncode}: {done.stderr.strip()[-120:]})"}
     return {"won": found.group(1) == "WIN", "completion": round(min(1.0, max(0.0, float(found.group(2)))), 4)}

@@ -6,7 +6,8 @@ sequence of notes, rests, broken-rhythm pairs (`A>B`) and triplets (`(3ABC`) who
 eighths sum to the metre's (M:2/4 4, 3/4 6, 4/4 and C and C| and 2/2 8, 3/8 3, 6/8 6, 9/8 9,
 12/8 12). Lengths are whole eighths (1, 2, 3, 4, 6, 8); a pair or a triplet is 2. A chord name in
 quotes, a `~` and slurs may go with a note and take no time. Every line of music ends with a bar
-line, so no bar runs from one line into the next; no pickup, no endings. The header is X:, then
+line, so no bar runs from one line into the next; no pickup, no endings. A tune may end after one bar:
+the check's `complete_bars` wants three, so a tune cut short is still not complete. The header is X:, then
 any fields, M:, L:1/8 and K: in that order (fields may sit between them).
 
 What it does not make: music. The bars add up; whether the tune is a good one is the listener's
