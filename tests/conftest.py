@@ -9,6 +9,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+
+def corpus_or_skip(read):
+    """What `read()` gives, or a skip where the package holding the corpus is not installed."""
+    from engine.errors import StageError
+
+    try:
+        return read()
+    except StageError as exc:
+        pytest.skip(str(exc))
+
 # Offline before anything imports huggingface_hub (which reads these once, at import).
 for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ[_name] = "1"

@@ -7,7 +7,7 @@ import pytest
 
 from engine.checks import abc_notation, copying, distinct, level_novelty, levels, mario_agent, play_format
 from engine.corpora import mario_levels
-from engine.errors import StageError
+from conftest import corpus_or_skip
 from engine.stages import copy_index
 
 VALID_TUNE = """X:1
@@ -102,13 +102,6 @@ def test_level_needs_new_columns_and_rejects_garbage():
     garbage = {"prompt": prompt, "completion": "\\SSSSxxd<[[XxxEXXXXXXXXXXXXx-?--xxEXXXX"}  # no column at all
     out = levels.run([short, garbage], None)
     assert out["level_well_formed_rate"] == 0.0 and out["level_playable_rate"] == 0.0 and out["level_novel_valid_rate"] == 0.0
-
-
-def corpus_or_skip(read):
-    try:
-        return read()
-    except StageError as exc:
-        pytest.skip(str(exc))
 
 
 def agent_or_skip():

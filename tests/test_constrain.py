@@ -15,17 +15,9 @@ from engine.constrain import forms, grammars, library
 from engine.errors import StageError
 from tiny import spec_text
 
-from conftest import REPO
+from conftest import REPO, corpus_or_skip
 
 COMPILED = {name: library.grammar("lark", builtin.lark) for name, builtin in grammars.BUILTINS.items()}
-
-
-def corpus_or_skip(read):
-    """What `read()` gives, or a skip where the package holding the corpus is not installed."""
-    try:
-        return read()
-    except StageError as exc:
-        pytest.skip(str(exc))
 
 
 # -- the built-in grammars take real work and refuse broken work ------------------------------------
