@@ -46,12 +46,7 @@ def diff(args) -> int:
         raise UsageError(f"unexpected arguments: {' '.join(args.git_args)}")
     found = compare_specs(args.a, args.b, overrides=args.overrides, store=args.store,
                           git_driver=[args.a, args.b, *args.git_args] if args.git_driver else None)
-    if args.json:
-        print(json.dumps(found.as_json(), indent=2))
-    elif args.markdown:
-        sys.stdout.write(found.markdown())
-    else:
-        found.print()
+    show(found, args)
     if not args.exit_code:
         return 0
     if found.empty and not found.inputs_compared:
@@ -72,3 +67,13 @@ def compare(args) -> int:
 
         found.print(Console(highlight=False), args.all)
     return 0
+
+
+def show(found, args) -> None:
+    """A comparison as --json, --markdown or the terminal's tables (`engine diff`, `engine review`)."""
+    if args.json:
+        print(json.dumps(found.as_json(), indent=2))
+    elif args.markdown:
+        sys.stdout.write(found.markdown())
+    else:
+        found.print()

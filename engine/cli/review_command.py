@@ -28,14 +28,10 @@ def register(sub) -> None:
 
 def review(args) -> int:
     from engine.app.pull_request import review as check
+    from engine.cli.diff_command import show
 
     found = check(args.base, args.head, args.store)
-    if args.json:
-        print(json.dumps(found.as_json(), indent=2))
-    elif args.markdown:
-        sys.stdout.write(found.markdown())
-    else:
-        found.print()
+    show(found, args)
     if "stale" in args.fail_on and found.stale:
         print(f"engine review: {len(found.stale)} changed spec(s) with a record that is not current at HEAD: "
               f"{', '.join(s.path for s in found.stale)}", file=sys.stderr)
