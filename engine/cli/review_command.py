@@ -1,7 +1,6 @@
 """`engine review --base REV`: the pull-request check (engine/app/pull_request.py)."""
 from __future__ import annotations
 
-import json
 import sys
 
 
