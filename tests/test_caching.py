@@ -415,3 +415,17 @@ def test_changing_the_evaluated_split_reruns_the_evaluation_alone(project, capsy
     assert run() == 0
     steps = plan(capsys, "--set", "evaluate.split=validation")
     assert [n for n, s in steps.items() if s["action"] == "run"] == ["evaluate"]
+
+
+def test_levels_judged_by_the_rules_without_java_are_not_the_agents_results(project, monkeypatch):
+    from engine.checks import mario_agent
+
+    level_checks = ("--set", "generate.checks=[level]")
+    assert run(*level_checks) == 0
+    ran(project)
+    with monkeypatch.context() as patched:  # a machine without Java: the rules judge, under another key
+        patched.setattr(mario_agent, "available", lambda: "no Java runtime (apt-get install default-jre-headless)")
+        assert run(*level_checks) == 0
+        assert ran(project) == ["generate"]
+    assert run(*level_checks) == 0  # back with the agent: its own results are still in the store
+    assert ran(project) == []

@@ -69,12 +69,14 @@ def test_svg_grammar_takes_normalised_drawings():
         '<path d="M 10,40 L 54,40 L 32,8 z" fill-opacity="0.5"/><text x="4" y="12" font-size="8">Tom &amp; <tspan>Jerry</tspan></text>'
         '</g><use xlink:href="#g" x="1"/></svg>')
     assert library.accepts(COMPILED["svg"], hand_made) is None, hand_made
-    files = corpus_or_skip(lambda: clipart.drawings({"categories": ["shapes", "signs_and_symbols"]}))
-    drawn = [text for text in (svg_normal.normalise(p.read_text(encoding="utf-8", errors="replace")) for p in files[:120])
-             if text and svg_normal.tokens(text) <= 512][:20]
-    assert len(drawn) >= 5
-    for text in drawn:
-        assert library.accepts(COMPILED["svg"], text + "\n") is None, text
+    # the path bounds (PATH_COMMANDS, PATH_REPEATS) come from the corpus's drawings up to 512 tokens: the 40
+    # with the most path commands, and every 4th of the rest (all 1,109 take two minutes)
+    drawn = [record["svg"] for record, _ in corpus_or_skip(
+        lambda: list(clipart.records({"corpus": "clipart-drawings", "max_tokens": 512})))]
+    assert len(drawn) >= 1000
+    drawn.sort(key=lambda text: -len(re.findall(r"[A-Za-z]", " ".join(re.findall(r' d="([^"]*)"', text)))))
+    refused = [text for text in drawn[:40] + drawn[40::4] if library.accepts(COMPILED["svg"], text + "\n") is not None]
+    assert [text for text in refused if 'stop-opacity="0:1"' not in text] == []  # one file's opacity is not a number
 
 
 @pytest.mark.parametrize("name, broken", [
@@ -86,6 +88,9 @@ def test_svg_grammar_takes_normalised_drawings():
     ("level", "XX----------Z-\n"),  # not a tile
     ("svg", '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">\n<g>\n<rect width="5" height="5"/>\n</svg>'),
     ("svg", '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">\n<path d="M1 1L hello"/>\n</svg>'),
+    ("svg", '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">\n<path d="M2.5L3.5L1.5"/>\n</svg>'),  # L x, no y
+    ("svg", '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">\n<path d="M1 1C2 2 3 3Z"/>\n</svg>'),  # C of 4
+    ("svg", '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">\n<path d="M1 1' + "L2 2" * 64 + '"/>\n</svg>'),
     ("play", "**VIOLA**  \nWhat country, friends, is this?\n"),  # one turn is no dialogue
     ("play", "**VIOLA**  \n**CAPTAIN**  \nThis is Illyria, lady.\n**VIOLA**  \nAnd what should I do?\n"),  # no speech
     ("play", "**VIOLA**  \n...\n**CAPTAIN**  \nThis is Illyria, lady.\n"),  # speech without a word

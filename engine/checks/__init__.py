@@ -5,7 +5,8 @@ checked when the spec is validated) and `run(samples, context) -> dict` of metri
 the rows of samples.jsonl (prompt, completion, token ids) and `context` (context.py) gives the
 tokenizer, the training texts, the copy index and `out`, a folder where a check may write files
 (the svg check's thumbnails). The generate stage's key holds `generate.checks` and each named
-check's VERSION, so changing how a check scores reruns it and nothing else. scoring.py runs the
+check's identity (`identity`: its VERSION, and what judges where that depends on the machine),
+so changing how a check scores reruns it and nothing else. scoring.py runs the
 checks over a set of samples or on each sample alone; reference.py on held-out real items.
 """
 from __future__ import annotations
@@ -20,3 +21,12 @@ CHECKS = {
     "play-format": play_format,
     "svg": svg,
 }
+
+
+def identity(name: str) -> str:
+    """What a stage's key holds for check `name`: "version N", and where a check's verdicts depend on
+    what this machine has (`machine()`: the level check without Java is judged by rules, not the
+    agent), what judges here; a machine that judges otherwise does not reuse the other's results."""
+    check = CHECKS[name]
+    here = check.machine() if hasattr(check, "machine") else None
+    return f"version {check.VERSION}" + (f"; {here}" if here else "")

@@ -77,6 +77,15 @@ def playable(cols: list[str]) -> bool:
     return False
 
 
+def machine() -> str | None:
+    """Where this machine cannot run the agent, what judges instead (in the generate key, so that a
+    machine without Java does not reuse the agent's verdicts, nor the agent the rules')."""
+    from engine.checks import mario_agent
+
+    unavailable = mario_agent.available()
+    return f"judged by the rules: {unavailable}" if unavailable else None
+
+
 def run(samples: list[dict], context) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -126,7 +126,13 @@ WORDED: /[^\p{L}]*\p{L}(.|\n)*/
 # -- SVG in normal form (engine/formats/svg_normal.py) --------------------------------------------
 # The root with its viewBox and paint, one element per line, containers closed by their own tag,
 # text with its spans inline, then </svg>. Path data, colours and lengths are typed; any other
-# attribute takes any XML attribute value.
+# attribute takes any XML attribute value. Path data is as the normal form writes it
+# (engine/formats/svg_values.py: `M10 20L30.5 40Z`): each command with whole groups of its
+# arguments (two numbers for L, six for C, seven for A with its two flags), and at most
+# PATH_COMMANDS commands of at most PATH_REPEATS groups each. The bounds hold every path of the
+# clip-art corpus's drawings of up to 512 tokens (longest: 52 commands, 20 numbers after one
+# letter; tests/test_constrain.py); a model that loops on path data must close the path instead
+# of writing "L4.4L6.4L4.4..." until its tokens run out.
 CONTAINERS = ("g", "defs", "linearGradient", "radialGradient", "pattern", "clipPath", "mask", "marker", "symbol",
               "switch", "a", "filter")
 LEAVES = ("path", "rect", "circle", "ellipse", "line", "polyline", "polygon", "use", "stop", "linearGradient",
@@ -134,6 +140,24 @@ LEAVES = ("path", "rect", "circle", "ellipse", "line", "polyline", "polygon", "u
 COLOURS = ("fill", "stroke", "stop-color", "flood-color", "lighting-color", "color")
 LENGTHS = ("x", "y", "width", "height", "cx", "cy", "r", "rx", "ry", "x1", "y1", "x2", "y2", "fx", "fy", "stroke-width",
            "opacity", "fill-opacity", "stroke-opacity", "stop-opacity", "offset", "font-size", "stroke-miterlimit")
+
+
+PATH_COMMANDS = 64
+PATH_REPEATS = 16
+
+
+def _path_data() -> str:
+    number = r"-?[0-9]+(\.[0-9]+)?"
+    pair = f"{number} {number}"
+
+    def command(letters: str, arguments: str) -> str:  # the letter, then 1 to PATH_REPEATS groups
+        return f"[{letters}]{arguments}( {arguments}){{0,{PATH_REPEATS - 1}}}"
+
+    move = command("Mm", pair)
+    others = "|".join((move, command("LlTt", pair), command("HhVv", number), command("Cc", f"{pair} {pair} {pair}"),
+                       command("SsQq", f"{pair} {pair}"), command("Aa", f"{number} {number} {number} [01] [01] {pair}"),
+                       "[Zz]"))
+    return f"/({move}({others}){{0,{PATH_COMMANDS - 1}}})?/"
 
 
 def _svg() -> str:
@@ -161,7 +185,7 @@ CHARS: /([^<&\n]|&(amp|lt|gt|quot|apos|#[0-9]{{1,6}}|#x[0-9a-fA-F]{{1,6}});)+/
 NUMBER: /-?([0-9]+(\.[0-9]+)?|\.[0-9]+)/
 LENGTH: NUMBER /(%|px|pt|pc|mm|cm|in|em|ex)?/
 COLOUR: /#[0-9a-fA-F]{{3}}|#[0-9a-fA-F]{{6}}|none|currentColor|inherit|transparent|[a-z]{{3,20}}|url\(#[^)"\n]+\)|rgb\([0-9., %]*\)/
-PATH: /[Mm]([ ,]*(-?([0-9]+(\.[0-9]+)?|\.[0-9]+)|[MmLlHhVvCcSsQqTtAaZz]))*/
+PATH: {_path_data()}
 """
 
 

@@ -34,11 +34,11 @@ def reads(spec) -> tuple[str, ...]:
 def inputs(spec) -> dict:
     """The checks' own versions (changing how a check scores samples reruns generation's checks), and
     a constraint's grammar file, built-in grammar and library version."""
-    from engine.checks import CHECKS
+    from engine.checks import identity
     from engine.constrain.forms import key_inputs
     from engine.core.payload import Known
 
-    return {**{f"check {name}": Known(f"version {CHECKS[name].VERSION}") for name in spec.get("generate.checks")},
+    return {**{f"check {name}": Known(identity(name)) for name in spec.get("generate.checks")},
             **key_inputs(spec)}
 
 

@@ -63,10 +63,10 @@ def inputs(spec) -> dict:
     names = checks_in(spec.get("train.rewards")) if spec.get("train.objective", "sft") == "grpo" else []
     if not names:
         return {}
-    from engine.checks import CHECKS
+    from engine.checks import identity
     from engine.core.payload import Known
 
-    return {f"check {name}": Known(f"version {CHECKS[name].VERSION}") for name in names}
+    return {f"check {name}": Known(identity(name)) for name in names}
 
 
 def run(ctx) -> dict:
