@@ -273,3 +273,48 @@ def test_the_metred_abc_grammar_takes_tunes_the_check_calls_complete(tune):
     assert library.accepts(COMPILED["abc-metred"], tune) is None
     assert abc_notation.check_tune(tune)["complete_bars"]
     assert library.accepts(COMPILED["abc"], tune) is None  # and the plain abc grammar takes them too
+
+
+def test_a_start_tag_names_each_attribute_once():
+    """What a grammar cannot say about XML: between a start tag's attributes, a token that would
+    put `=` after a name the tag has is taken away; a new name, or one that goes on, is not."""
+    from engine.constrain.xml_attributes import open_tag, repeated_name
+
+    tag = open_tag('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">\n<path fill="#000" d="M1 1L2 2"')
+    assert tag == '<path fill="#000" d="M1 1L2 2"'
+    assert repeated_name(tag, ' fill="') and repeated_name(tag, ' d="M')
+    assert not repeated_name(tag, ' stroke="') and not repeated_name(tag, '"/>')
+    assert repeated_name(tag + " fill", '="') and repeated_name(tag + " fill", " =")
+    assert not repeated_name(tag + " fil", '="') and not repeated_name(tag + " fill-rule", '="')
+    assert open_tag('<path fill="#00') is None  # inside a value
+    assert open_tag('<path fill="#000"/>\n') is None and open_tag("<!-- a") is None and open_tag("</g") is None
+
+
+def test_the_svg_constraint_takes_away_a_repeated_attribute(tiny_model):
+    """The processor on a tiny tokenizer's logits: after `<path fill="#000" fill`, `=` is taken
+    away and the name may go on; a tag without that name keeps it; `svg` runs it, `play` does not,
+    and it is in the svg generate key."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from engine.constrain import Steering
+    from engine.constrain.xml_attributes import UniqueAttributes, pieces_with_equals
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    pieces = pieces_with_equals(tokenizer)
+    equals = tokenizer.convert_tokens_to_ids("=")
+    assert equals in pieces
+    for prefix, banned in [('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 9 9">\n<path fill="#000" fill', True),
+                           ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 9 9">\n<path stroke="#000" fill', False)]:
+        processor = UniqueAttributes(tokenizer, prefix, pieces, [0.0])
+        scores = processor(torch.zeros((2, 4), dtype=torch.long), torch.zeros((2, len(tokenizer))))
+        assert bool(torch.isinf(scores[:, equals]).all()) is banned
+        assert not torch.isinf(scores[:, tokenizer.convert_tokens_to_ids("a")]).any()
+    assert Steering("svg", tiny_model, tokenizer, len(tokenizer)).pieces is not None
+    assert Steering("play", tiny_model, tokenizer, len(tokenizer)).pieces is None
+    assert "unique attributes" in str(forms.key_inputs(_Spec({"generate.constrain": "svg"}))["constrain svg"])
+
+
+class _Spec(dict):
+    def get(self, path, default=None):
+        return super().get(path, default)

@@ -3,6 +3,7 @@
     forms.py     the spec's forms -> a Constraint (checked without a tokenizer: located spec errors)
     grammars.py  the built-in grammars: abc, svg, level, play, each as its check reads the format
     library.py   llguidance behind it: syntax checks, the logits processor for `model.generate`
+    xml_attributes.py  what a grammar cannot say about XML (each attribute once a tag), a second processor
 
 `Steering` is what the generate stage holds: the constraint compiled for its model's tokenizer,
 giving a fresh logits processor per `generate` call. Nothing here imports torch or transformers
@@ -25,17 +26,31 @@ class Steering:
         except forms.ConstraintError as exc:
             raise StageError(f"{exc.field}: {exc}") from None
         self.masker = library.Masker(self.constraint.grammar, tokenizer, vocab_size, self.constraint.field)
+        self.tokenizer, self.pieces, self.unique_s = tokenizer, None, [0.0]
+        if self.constraint.unique_attributes:
+            from engine.constrain.xml_attributes import pieces_with_equals
+
+            self.pieces = pieces_with_equals(tokenizer)
 
     def logits_processor(self, prompt: str, shown: str = "the prompt"):
         """For one `model.generate` call on `prompt` (its batch: the samples of that prompt)."""
         from transformers import LogitsProcessorList
 
-        return LogitsProcessorList([self.masker.processor(self.constraint.prefix(prompt), shown)])
+        prefix = self.constraint.prefix(prompt)
+        processors = [self.masker.processor(prefix, shown)]
+        if self.pieces is not None:  # after the grammar's mask: it only takes more tokens away
+            from engine.constrain.xml_attributes import UniqueAttributes
+
+            processors.append(UniqueAttributes(self.tokenizer, prefix, self.pieces, self.unique_s))
+        return LogitsProcessorList(processors)
 
     def summary(self) -> str:
         from engine.constrain import library
 
         masker = self.masker
         per_step = masker.seconds / masker.steps * 1e3 if masker.steps else 0.0
+        unique = (f", each attribute once {self.unique_s[0] / masker.steps * 1e3:.2f} ms a step"
+                  if self.pieces is not None and masker.steps else "")
         return (f"constrain {self.constraint.form} ({library.DISTRIBUTION} {library.version()}): tokenizer read in "
-                f"{masker.adapt_s:.2f} s, grammar compiled in {masker.compile_s:.3f} s, masks {per_step:.2f} ms a step")
+                f"{masker.adapt_s:.2f} s, grammar compiled in {masker.compile_s:.3f} s, masks {per_step:.2f} ms a step"
+                f"{unique}")
