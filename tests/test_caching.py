@@ -421,11 +421,15 @@ def test_levels_judged_by_the_rules_without_java_are_not_the_agents_results(proj
     from engine.checks import mario_agent
 
     level_checks = ("--set", "generate.checks=[level]")
+    monkeypatch.setattr(mario_agent, "available", lambda: None)  # a machine with Java, whatever this one has
     assert run(*level_checks) == 0
     ran(project)
     with monkeypatch.context() as patched:  # a machine without Java: the rules judge, under another key
         patched.setattr(mario_agent, "available", lambda: "no Java runtime (apt-get install default-jre-headless)")
         assert run(*level_checks) == 0
         assert ran(project) == ["generate"]
+        patched.setattr(mario_agent, "available", lambda: "no Java runtime (reworded)")
+        assert run(*level_checks) == 0  # why is the record's to say: the key holds that the rules judge
+        assert ran(project) == []
     assert run(*level_checks) == 0  # back with the agent: its own results are still in the store
     assert ran(project) == []

@@ -78,12 +78,13 @@ def playable(cols: list[str]) -> bool:
 
 
 def machine() -> str | None:
-    """Where this machine cannot run the agent, what judges instead (in the generate key, so that a
-    machine without Java does not reuse the agent's verdicts, nor the agent the rules')."""
+    """Where this machine cannot run the agent, that the rules judge (in the generate key, so that
+    a machine without Java does not reuse the agent's verdicts, nor the agent the rules'). Why the
+    agent cannot run is each sample's `judge` in the record, not in the key: a reworded reason
+    reruns nothing."""
     from engine.checks import mario_agent
 
-    unavailable = mario_agent.available()
-    return f"judged by the rules: {unavailable}" if unavailable else None
+    return "judged by the rules" if mario_agent.available() else None
 
 
 def run(samples: list[dict], context) -> dict:

@@ -26,11 +26,16 @@ class Steering:
         except forms.ConstraintError as exc:
             raise StageError(f"{exc.field}: {exc}") from None
         self.masker = library.Masker(self.constraint.grammar, tokenizer, vocab_size, self.constraint.field)
-        self.tokenizer, self.pieces, self.unique_s = tokenizer, None, [0.0]
+        self.pieces, self.unique_s = None, [0.0]
+        self.stops = {t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None}
         if self.constraint.unique_attributes:
             from engine.constrain.xml_attributes import pieces_with_equals
 
-            self.pieces = pieces_with_equals(tokenizer)
+            self.pieces = pieces_with_equals(self.decode, self.masker.tokenizer.vocab_size)
+
+    def decode(self, token: int) -> bytes:
+        """A token's exact bytes (its leading space kept, whatever the tokenizer's decode does)."""
+        return self.masker.tokenizer.decode_bytes([token])
 
     def logits_processor(self, prompt: str, shown: str = "the prompt"):
         """For one `model.generate` call on `prompt` (its batch: the samples of that prompt)."""
@@ -41,7 +46,7 @@ class Steering:
         if self.pieces is not None:  # after the grammar's mask: it only takes more tokens away
             from engine.constrain.xml_attributes import UniqueAttributes
 
-            processors.append(UniqueAttributes(self.tokenizer, prefix, self.pieces, self.unique_s))
+            processors.append(UniqueAttributes(self.decode, prefix, self.pieces, self.stops, self.unique_s))
         return LogitsProcessorList(processors)
 
     def summary(self) -> str:

@@ -6,79 +6,122 @@ order without listing every order. The `svg` built-in's grammar (grammars.py) ta
 as the normal form keeps the file's; a model that loops on attributes
 (`stroke-linejoin="round" stroke-linecap="round" stroke-linejoin="round"`) then writes a drawing
 that does not parse. `UniqueAttributes` runs after the grammar's mask: where a sequence is
-between the attributes of a start tag, it forbids every token that would put `=` after a name
-the tag already has. It can always leave another way on: the name may go on (`fill-rule` ->
+between the attributes of a start tag, it forbids every token whose first `=` would follow a
+name the tag already has. It can always leave another way on: the name may go on (`fill-rule` ->
 `fill-rules`), so a step it would leave with no token at all is left as the grammar made it.
 
-Only tokens whose text holds `=` can finish a name, and a sequence is between attributes on few
-of its steps (most are inside a value: path data), so the cost is small; it is logged with the
-grammar's.
+Text is the tokens' exact bytes (llguidance's tokenizer, the grammar's own: a tokenizer that
+drops a word's leading space when decoding would hide ` fill=`). Each sequence's text grows by
+its newest token a step; only tokens whose text holds `=` can finish a name, each reduced once
+to what it does (`Piece`), so a step costs one set lookup per such token, on the steps where a
+sequence is between attributes (most steps are inside a value: path data).
 """
 from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 
-VERSION = 1  # in the generate key of a built-in that uses it; bump when the same logits would be masked otherwise
-NAME_THEN_EQUALS = re.compile(r'\s([^\s="<>/]+)\s*=')
+VERSION = 2  # in the generate key of a built-in that uses it; bump when the same logits would be masked otherwise
+OPEN_TAG = re.compile(r'<[A-Za-z][^\s/>"=]*((?:\s+[^\s="<>/]+\s*=\s*"[^"]*")*)([^"]*)\Z', re.S)
+ATTRIBUTE = re.compile(r'\s+([^\s="<>/]+)\s*=\s*"[^"]*"')
+GOES_ON = re.compile(r'\s+([^\s="<>/]*)\Z')
 
 
-def open_tag(text: str) -> str | None:
-    """The start tag `text` ends inside, from its `<`, when it ends between attributes (not in a
-    value, a comment, an end tag, or text); None otherwise."""
-    start = text.rfind("<")
-    if start < 0:
+@dataclass(frozen=True)
+class Piece:
+    name: str  # the name its first `=` follows, or the part of one it adds to the name being written
+    new: bool  # True: it starts that name itself (after white space); False: it goes on with the open one
+
+
+def piece(text: str) -> Piece | None:
+    """What a token's text does to an attribute name at its first `=`; None when it cannot finish one."""
+    head, equals, _ = text.partition("=")
+    if not equals or any(c in head for c in '"<>/'):
         return None
-    tag = text[start:]
-    if ">" in tag or tag[1:2] in ("/", "!", "?", "") or tag.count('"') % 2:
+    words = head.split()
+    if not words:
+        return Piece("", False)  # "=" or " =": the open name, as it is
+    if head[0].isspace() or len(words) > 1:
+        return Piece(words[-1], True)
+    return Piece(words[0], False)
+
+
+def open_tag(text: str) -> tuple[set[str], str | None] | None:
+    """Where `text` ends between the attributes of a start tag: (the names it has, the name being
+    written: "" right after white space, None right after a value); None anywhere else (in a
+    value, text, a comment or an end tag)."""
+    start = text.rfind("<")  # no `<` inside a value: the grammar writes it `&lt;`
+    found = OPEN_TAG.match(text, start) if start >= 0 else None
+    if found is None:
         return None
-    return tag
+    complete, rest = found.groups()
+    if ">" in rest or "=" in rest:  # the tag is closed, or its next name is written up to its `=`
+        return None
+    names = set(ATTRIBUTE.findall(complete))
+    if not rest:
+        return names, None
+    going_on = GOES_ON.match(rest)
+    return (names, going_on.group(1)) if going_on else None
 
 
-def repeated_name(tag: str, piece: str) -> bool:
-    """Whether writing `piece` after the open start tag `tag` puts `=` after a name it already has."""
-    equals = piece.find("=")
-    if equals < 0:
-        return False
-    written = tag + piece[:equals + 1]
-    names = NAME_THEN_EQUALS.findall(written)
-    return bool(names) and names[-1] in names[:-1]
+def repeated(names: set[str], writing: str | None, token: Piece) -> bool:
+    """Whether `token` puts `=` after a name of `names`."""
+    if token.new:
+        return token.name in names
+    return writing is not None and (writing + token.name) in names
 
 
 class UniqueAttributes:
-    """A transformers logits processor (`(input_ids, scores) -> scores`) for one `generate` call:
-    `prefix` is the part of the document the prompt holds (its text), the rest is decoded from the
-    tokens sampled after the prompt."""
+    """A transformers logits processor (`(input_ids, scores) -> scores`) for one `generate` call.
+    `prefix` is the part of the document the prompt holds; `pieces` the tokens that can finish a
+    name (`pieces_with_equals`); `decode` gives a token's exact bytes."""
 
-    def __init__(self, tokenizer, prefix: str, pieces: dict[int, str], clock: list[float]):
-        self.tokenizer, self.prefix, self.pieces, self.clock = tokenizer, prefix, pieces, clock
-        self.prompt_length = None
+    def __init__(self, decode, prefix: str, pieces: dict[int, Piece], stops: set[int], clock: list[float]):
+        self.decode, self.pieces, self.stops, self.clock = decode, pieces, stops, clock
+        self.prefix = prefix.encode("utf-8")
+        self.texts: list[bytearray] | None = None
+        self.done: set[int] = set()  # rows that have sampled end of text (or padding) and write no more
 
     def __call__(self, input_ids, scores):
+        import torch
+
         start = time.perf_counter()
-        if self.prompt_length is None:
-            self.prompt_length = input_ids.shape[1]
-        for row in range(input_ids.shape[0]):
-            sampled = input_ids[row, self.prompt_length:].tolist()
-            tag = open_tag(self.prefix + self.tokenizer.decode(sampled, skip_special_tokens=True))
-            if tag is None:
+        if self.texts is None:  # the first step: the prompt alone, nothing sampled yet
+            self.texts = [bytearray(self.prefix) for _ in range(input_ids.shape[0])]
+        else:
+            for row, token in enumerate(input_ids[:, -1].tolist()):
+                if token in self.stops:
+                    self.done.add(row)
+                elif row not in self.done:
+                    self.texts[row] += self.decode(token)
+        for row, text in enumerate(self.texts):
+            cut = text.rfind(b"<")
+            if row in self.done:
                 continue
-            banned = [token for token, piece in self.pieces.items()
-                      if token < scores.shape[1] and repeated_name(tag, piece)]
+            state = open_tag(text[cut:].decode("utf-8", errors="replace")) if cut >= 0 else None
+            if state is None:
+                continue
+            names, writing = state
+            banned = [token for token, p in self.pieces.items() if token < scores.shape[1] and repeated(names, writing, p)]
             if not banned:
                 continue
             kept = scores[row].clone()
             scores[row, banned] = float("-inf")
-            if not bool((scores[row] > float("-inf")).any()):  # nothing left: the grammar's mask stands
+            if not bool(torch.isfinite(scores[row]).any()):  # nothing left: the grammar's mask stands
                 scores[row] = kept
         self.clock[0] += time.perf_counter() - start
         return scores
 
 
-def pieces_with_equals(tokenizer) -> dict[int, str]:
-    """The tokens whose text holds `=`: the only ones that can finish an attribute's name."""
+def pieces_with_equals(decode, vocab_size: int) -> dict[int, Piece]:
+    """The tokens whose text holds `=` (the only ones that can finish an attribute's name), each
+    reduced to what it does to a name; `decode(token)` gives its exact bytes."""
     out = {}
-    for token, raw in enumerate(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))):
-        if raw is not None and "=" in raw:
-            out[token] = tokenizer.decode([token])
+    for token in range(vocab_size):
+        raw = decode(token)
+        if b"=" in raw:
+            found = piece(raw.decode("utf-8", errors="replace"))
+            if found is not None:
+                out[token] = found
     return out
