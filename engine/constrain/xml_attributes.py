@@ -96,9 +96,7 @@ class UniqueAttributes:
                 elif row not in self.done:
                     self.texts[row] += self.decode(token)
         for row, text in enumerate(self.texts):
-            cut = text.rfind(b"<")
-            if row in self.done:
-                continue
+            cut = -1 if row in self.done else text.rfind(b"<")
             state = open_tag(text[cut:].decode("utf-8", errors="replace")) if cut >= 0 else None
             if state is None:
                 continue
