@@ -107,3 +107,29 @@ def engine(cwd: Path, *args: str, **env) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(TESTS / "fake_stages.py"), *args], cwd=cwd,
                             env={**os.environ, "PYTHONPATH": str(TESTS), **env},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+TRAIN_COMMAND = [sys.executable, "-m", "engine", "run", "spec.yaml", "--until", "train"]
+
+
+def sigterm_at_first_checkpoint(project: Path, store: Path, wait_s: float, finish_s: float) -> tuple[int, str]:
+    """Run `engine run spec.yaml --until train` in `project` with `store` as its store, send it
+    SIGTERM once its first checkpoint is complete (failing the test when training ends first or
+    takes longer than `wait_s`), and return its exit code and stderr."""
+    import signal
+    import time
+
+    import pytest
+
+    env = {**os.environ, "ENGINE_STORE": str(store)}
+    proc = subprocess.Popen(TRAIN_COMMAND, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + wait_s
+    while not list((store / "work").glob("*/checkpoints/checkpoint-*/ENGINE_COMPLETE")):
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"training ended before its first checkpoint: {proc.communicate()[1]}")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=finish_s)
+    return proc.returncode, err

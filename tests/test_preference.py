@@ -329,28 +329,18 @@ def test_a_resumed_grpo_run_ends_at_the_same_weights(project, tmp_path, monkeypa
 @pytest.mark.slow
 def test_sigterm_during_dpo_saves_a_checkpoint_and_a_rerun_resumes(project, tmp_path):
     import os
-    import signal
     import subprocess
-    import sys
-    import time
+
+    from projects import TRAIN_COMMAND, sigterm_at_first_checkpoint
 
     (project / "spec.yaml").write_text(spec("dpo", "max_steps: 200, batch_size: 4, save_every: 2"))
-    env = {**os.environ, "ENGINE_STORE": str(tmp_path / "store")}
-    command = [sys.executable, "-m", "engine", "run", "spec.yaml", "--until", "train"]
-    proc = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while not list((tmp_path / "store" / "work").glob("*/checkpoints/checkpoint-*/ENGINE_COMPLETE")):
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"training ended before its first checkpoint: {proc.communicate()[1]}")
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+    returncode, err = sigterm_at_first_checkpoint(project, tmp_path / "store", wait_s=180, finish_s=120)
+    assert returncode == 143, err
     stopped = re.search(r"stopped by SIGTERM at step (\d+); checkpoint-\1 saved", err)
     assert stopped and "Traceback" not in err, err
     (project / "spec.yaml").write_text(spec("dpo", "max_steps: 200, batch_size: 4, save_every: 2"))
-    done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(TRAIN_COMMAND, cwd=project, env={**os.environ, "ENGINE_STORE": str(tmp_path / "store")},
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert f"resuming from checkpoint-{stopped.group(1)}" in done.stderr
     assert train_node(project)["metrics"]["steps"] == 200

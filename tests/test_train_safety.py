@@ -6,10 +6,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -140,19 +137,11 @@ def test_damaged_checkpoint_is_skipped(damage, reason, project, tmp_path, monkey
 def test_sigterm_saves_a_checkpoint_and_a_rerun_resumes(project, tmp_path):
     from engine.training.checkpoints import checkpoint_problem
 
+    from projects import TRAIN_COMMAND, sigterm_at_first_checkpoint
+
     write_spec(project, max_steps=60, save_every=5, eval_every=100, log_every=10)
-    env = {**os.environ, "ENGINE_STORE": str(tmp_path / "store")}
-    command = [sys.executable, "-m", "engine", "run", "spec.yaml", "--until", "train"]
-    proc = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not list((tmp_path / "store" / "work").glob("*/checkpoints/checkpoint-*/ENGINE_COMPLETE")):
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"training ended before its first checkpoint: {proc.communicate()[1]}")
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err  # the CLI's exit code for SIGTERM
+    returncode, err = sigterm_at_first_checkpoint(project, tmp_path / "store", wait_s=120, finish_s=60)
+    assert returncode == 143, err  # the CLI's exit code for SIGTERM
     stopped = re.search(r"stopped by SIGTERM at step (\d+); checkpoint-\1 saved in \S+; running the same "
                         r"`engine run` command again resumes from it", err)
     assert stopped, err
@@ -162,7 +151,8 @@ def test_sigterm_saves_a_checkpoint_and_a_rerun_resumes(project, tmp_path):
     assert checkpoint_problem(checkpoint) is None
     assert stored_nodes(tmp_path / "store") == ["data", "model"]
 
-    done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(TRAIN_COMMAND, cwd=project, env={**os.environ, "ENGINE_STORE": str(tmp_path / "store")},
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"resuming from checkpoint-{step}" in done.stderr
     assert record(project)["train"]["metrics"]["steps"] == 60
