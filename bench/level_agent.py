@@ -19,7 +19,8 @@ started = time.perf_counter()
 played = [mario_agent.play([row[s:s + width] for row in rows]) for s in starts]
 seconds = (time.perf_counter() - started) / len(starts)
 rules = [levels.playable(mario_levels.to_columns(rows, s, width).splitlines()) for s in starts]
-won = sum(bool(p and p["won"]) for p in played)
-print(f"{width}-column windows: the agent won {won} of {len(starts)}, timed out on {played.count(None)}; "
-      f"mean completion {sum(p['completion'] for p in played if p) / len(starts):.3f}; "
+verdicts = [p for p in played if "failed" not in p]  # a play that ran past TIMEOUT or printed nothing is {"failed": why}
+won = sum(p["won"] for p in verdicts)
+print(f"{width}-column windows: the agent won {won} of {len(starts)}, gave no verdict on {len(played) - len(verdicts)}; "
+      f"mean completion {sum(p['completion'] for p in verdicts) / len(starts):.3f}; "
       f"the rules passed {sum(rules)}; {seconds:.2f} s a play")

@@ -12,9 +12,12 @@ copy too. A level with identity >= COPY_IDENTITY is a copy.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
-ROWS = 14
+from engine.corpora.mario_levels import ROWS
+
 SKY = ord("-")
 COPY_IDENTITY = 0.9  # MarioGPT's line: a level 90% tile-identical to a training level is a copy
 
@@ -27,8 +30,6 @@ class Windows:
     """The training windows as one array (windows x columns x rows), for nearest-window lookups."""
 
     def __init__(self, windows: list[list[str]]):
-        from collections import Counter
-
         rows = ROWS  # the windows are the training texts: those of another width or shape are not compared
         width = Counter(len(w) for w in windows if w).most_common(1)[0][0] if any(windows) else 0
         kept = [w for w in windows if len(w) == width and all(len(c) == rows for c in w)]

@@ -22,12 +22,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from engine.checks.levels import SOLID
 from engine.packaged import Packaged
 
 AGENT = Packaged("mario-gpt", "mario_gpt", "simulator/PlayAstar.jar")
-PAD = 3  # columns of flat ground added before and after the level
+PAD = 3  # columns added before and after the level (`padded`)
 TIMEOUT = 10  # seconds; one level plays in about 1.5 s, JVM start included
-SOLID = set("XS?Q<>[]Bb")
 RESULT = re.compile(r"Game Status: (\w+) Percentage Completion: ([-\d.]+)")
 
 
