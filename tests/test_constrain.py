@@ -343,3 +343,49 @@ def test_the_svg_constraint_takes_away_a_repeated_attribute(tiny_model):
 class _Spec(dict):
     def get(self, path, default=None):
         return super().get(path, default)
+
+
+def test_where_an_xml_document_stands_and_which_tokens_close_it():
+    """The closing steps a token can be, and what a document needs next, by the text since its last `<`."""
+    from engine.constrain.xml_closing import kinds, position
+
+    assert kinds('"') == kinds('"/>') == kinds('5"') == {"value"}
+    assert kinds('" ') == kinds('" fill="') == set()  # a new attribute is no way to the end
+    assert kinds("/>") == {"tag", "slash"} and kinds(">") == {"tag"} and kinds("\n") == set()
+    assert kinds("</") == kinds("</svg>") == kinds("<") == {"end"} and kinds("<path") == set()
+    assert kinds("=") == kinds('="') == {"equals"}
+    assert position('<path d="M1 2') == ("value",)
+    assert position('<path d="M1 2"') == position("<path") == position("<path strok") == ("tag", "equals")
+    assert position('<path d="M1 2"/>\n') == position("</g>\n") == position('<text x="1">hi') == ("end",)
+    assert position("<") == ("slash",) and position("</g") == ()  # in an end tag the grammar decides
+
+
+def test_svg_samples_close_before_the_token_limit(tiny_model):
+    """An untrained model under the `svg` grammar writes attributes and path data until the limit:
+    cut there, the drawing does not parse. With the budget's last 40 tokens steering to the end,
+    every sample is a whole document the grammar accepts, `</svg>` and all; and the svg key says so."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    from engine.constrain import Steering
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    torch.manual_seed(0)  # the tiny model's 64 positions hold no drawing: one of 512, as untrained
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=512, n_embd=32, n_layer=2, n_head=2))
+    steering = Steering("svg", tiny_model, tokenizer, len(tokenizer))
+    prompt = '<!-- a drawing -->\n<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 9 9">\n'
+    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+
+    def documents(budget: int | None) -> list[str]:
+        torch.manual_seed(0)
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, max_new_tokens=120,
+                             num_return_sequences=6, pad_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+                             logits_processor=steering.logits_processor(prompt, budget=budget))
+        return [steering.constraint.prefix(prompt) + tokenizer.decode(o[ids.shape[1]:], skip_special_tokens=True)
+                for o in out]
+
+    cut = documents(None)
+    assert sum(library.accepts(COMPILED["svg"], d) is None for d in cut) < len(cut), cut  # without: some are cut
+    for document in documents(120):
+        assert library.accepts(COMPILED["svg"], document) is None, document
+    assert "closing in the last 40 tokens" in str(forms.key_inputs(_Spec({"generate.constrain": "svg"}))["constrain svg"])

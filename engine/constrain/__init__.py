@@ -4,6 +4,7 @@
     grammars.py  the built-in grammars: abc, svg, level, play, each as its check reads the format
     library.py   llguidance behind it: syntax checks, the logits processor for `model.generate`
     xml_attributes.py  what a grammar cannot say about XML (each attribute once a tag), a second processor
+    xml_closing.py     the last tokens of the budget steer an XML document to its end, a third
 
 `Steering` is what the generate stage holds: the constraint compiled for its model's tokenizer,
 giving a fresh logits processor per `generate` call. Nothing here imports torch or transformers
@@ -26,19 +27,24 @@ class Steering:
         except forms.ConstraintError as exc:
             raise StageError(f"{exc.field}: {exc}") from None
         self.masker = library.Masker(self.constraint.grammar, tokenizer, vocab_size, self.constraint.field)
-        self.pieces, self.unique_s = None, [0.0]
+        self.pieces, self.unique_s, self.closers, self.closing_s = None, [0.0], None, [0.0]
         self.stops = {t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None}
         if self.constraint.unique_attributes:
             from engine.constrain.xml_attributes import pieces_with_equals
 
             self.pieces = pieces_with_equals(self.decode, self.masker.tokenizer.vocab_size)
+        if self.constraint.close_in_time:
+            from engine.constrain.xml_closing import closing_tokens
+
+            self.closers = closing_tokens(self.decode, self.masker.tokenizer.vocab_size)
 
     def decode(self, token: int) -> bytes:
         """A token's exact bytes (its leading space kept, whatever the tokenizer's decode does)."""
         return self.masker.tokenizer.decode_bytes([token])
 
-    def logits_processor(self, prompt: str, shown: str = "the prompt"):
-        """For one `model.generate` call on `prompt` (its batch: the samples of that prompt)."""
+    def logits_processor(self, prompt: str, shown: str = "the prompt", budget: int | None = None):
+        """For one `model.generate` call on `prompt` (its batch: the samples of that prompt) of at
+        most `budget` new tokens (`max_new_tokens`; None: no closing in time)."""
         from transformers import LogitsProcessorList
 
         prefix = self.constraint.prefix(prompt)
@@ -47,6 +53,10 @@ class Steering:
             from engine.constrain.xml_attributes import UniqueAttributes
 
             processors.append(UniqueAttributes(self.decode, prefix, self.pieces, self.stops, self.unique_s))
+        if self.closers is not None and budget is not None:  # last: it only keeps tokens the others allowed
+            from engine.constrain.xml_closing import CloseInTime
+
+            processors.append(CloseInTime(self.decode, prefix, self.closers, self.stops, budget, self.closing_s))
         return LogitsProcessorList(processors)
 
     def summary(self) -> str:
@@ -56,6 +66,8 @@ class Steering:
         per_step = masker.seconds / masker.steps * 1e3 if masker.steps else 0.0
         unique = (f", each attribute once {self.unique_s[0] / masker.steps * 1e3:.2f} ms a step"
                   if self.pieces is not None and masker.steps else "")
+        closing = (f", closing in time {self.closing_s[0] / masker.steps * 1e3:.2f} ms a step"
+                   if self.closers is not None and masker.steps else "")
         return (f"constrain {self.constraint.form} ({library.DISTRIBUTION} {library.version()}): tokenizer read in "
                 f"{masker.adapt_s:.2f} s, grammar compiled in {masker.compile_s:.3f} s, masks {per_step:.2f} ms a step"
-                f"{unique}")
+                f"{unique}{closing}")

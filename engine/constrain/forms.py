@@ -40,6 +40,7 @@ class Constraint:
     grammar: str  # the library's grammar text
     begins: Callable[[str], int | None] | None  # a built-in's: where its document starts in a prompt
     unique_attributes: bool = False  # a built-in's: each XML attribute once in a start tag (xml_attributes.py)
+    close_in_time: bool = False  # a built-in's: the budget's last tokens close the XML document (xml_closing.py)
 
     def prefix(self, prompt: str) -> str:
         """The part of a prompt that is already the constrained document ("" for a user's form)."""
@@ -54,8 +55,9 @@ def read(value, root: Path) -> Constraint:
 
     if isinstance(value, str):
         compiled = library.grammar("lark", BUILTINS[value].lark)
-        return _checked(Constraint("generate.constrain", value, compiled, BUILTINS[value].begins,
-                                   BUILTINS[value].unique_attributes))
+        builtin = BUILTINS[value]
+        return _checked(Constraint("generate.constrain", value, compiled, builtin.begins, builtin.unique_attributes,
+                                   builtin.close_in_time))
     form = next(key for key in FORMS if key in value)
     field = f"generate.constrain.{form}"
     text = value[form]
@@ -106,8 +108,8 @@ def spec_problems(spec) -> list:
 
 def key_inputs(spec) -> dict:
     """What a constrained generate key holds beyond the field's own value: the grammar file by its
-    digest, a built-in grammar by the digest of its text (and the version of its unique-attributes
-    processor), the library's major.minor."""
+    digest, a built-in grammar by the digest of its text (and the versions of its XML processors),
+    the library's major.minor."""
     from engine.constrain import library
     from engine.core.payload import Known
 
@@ -116,11 +118,13 @@ def key_inputs(spec) -> dict:
         return {}
     out: dict = {"constrain library": Known(f"{library.DISTRIBUTION} {library.version()}")}
     if isinstance(value, str):
-        from engine.constrain import xml_attributes
+        from engine.constrain import xml_attributes, xml_closing
 
         digest = hashlib.sha256(BUILTINS[value].lark.encode("utf-8")).hexdigest()[:16]
         unique = f", unique attributes {xml_attributes.VERSION}" if BUILTINS[value].unique_attributes else ""
-        out[f"constrain {value}"] = Known(f"grammar {digest}{unique}")
+        closing = (f", closing in the last {xml_closing.RESERVE} tokens {xml_closing.VERSION}"
+                   if BUILTINS[value].close_in_time else "")
+        out[f"constrain {value}"] = Known(f"grammar {digest}{unique}{closing}")
     elif "grammar" in value:
         from engine.core.project import input_label
 

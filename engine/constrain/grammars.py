@@ -26,6 +26,7 @@ class Builtin:
     begins: Callable[[str], int | None]  # where the document starts in a prompt; None: in the completion
     about: str  # one line for the schema and the logs
     unique_attributes: bool = False  # XML: each attribute once in a start tag (xml_attributes.py)
+    close_in_time: bool = False  # XML: the last tokens of the budget close the document (xml_closing.py)
 
 
 def _first(pattern: str) -> Callable[[str], int | None]:
@@ -199,5 +200,6 @@ BUILTINS = {
                           "a tune in ABC notation whose every bar is as long as its metre says (L:1/8; engine/constrain/abc_metred.py)"),
     "level": Builtin(LEVEL, _level_begins, "a Super Mario Bros level, one column of 14 tiles a line"),
     "play": Builtin(PLAY, _first(r"^(#{1,6} |\*\*[A-Z])"), "a play's scene: headings, speakers, speech, directions"),
-    "svg": Builtin(SVG, _first(r"<svg"), "a drawing in SVG normal form, one element a line", unique_attributes=True),
+    "svg": Builtin(SVG, _first(r"<svg"), "a drawing in SVG normal form, one element a line", unique_attributes=True,
+                   close_in_time=True),
 }
