@@ -225,9 +225,15 @@ def test_abc_similarity_tells_a_near_copy_from_a_new_tune():
     transposed_title = VALID_TUNE.replace("Known Good Reel", "Another Name").replace('GABc', '"G"GABc')
     assert tunes.similarity(transposed_title) == 1.0  # a new title and a chord name do not make a tune new
     assert tunes.similarity(NEW_TUNE) < abc_novelty.COPY_SIMILARITY
-    samples = [{"prompt": "", "completion": NEW_TUNE}, {"prompt": "", "completion": "not a tune"}]
+    samples = [{"prompt": "", "completion": NEW_TUNE}, {"prompt": "", "completion": "not a tune"},
+               {"prompt": "", "completion": FRAGMENT}]
     out = abc_notation.run(samples, TextsContext([VALID_TUNE]))
-    assert out["abc_novel_valid_rate"] == 0.5 and samples[0]["abc"]["novel_valid"]
+    assert out["abc_novel_valid_rate"] == pytest.approx(1 / 3) and samples[0]["abc"]["novel_valid"]
+    assert samples[2]["abc"]["parses"] and samples[2]["abc"]["similarity"] is None  # 5 notes: no run of 8 to compare
+    assert not samples[2]["abc"]["novel_valid"] and out["abc_nearest_similarity"] == samples[0]["abc"]["similarity"]
+
+
+FRAGMENT = "X:4\nT:Five Notes\nM:4/4\nL:1/8\nK:D\nFAd fe|]\n"
 
 
 def test_training_documents_join_packed_blocks(tmp_path):

@@ -16,14 +16,16 @@ tunes drawn with a fixed seed. With record prompts (instruction data: `generate.
 `{meter: 6/8, key: G, ...}`), `abc_follows_rate` is the share of samples whose M: and K: headers
 are the metre and key the prompt asked for. With the training texts at hand, each parsed tune's
 `similarity` to the nearest training tune by its notes (abc_novelty.py): `abc_novel_valid_rate`
-is the share that parse and are not near-copies, `abc_nearest_similarity` the mean similarity of
-those that parse.
+is the share that parse, have at least 8 notes and are not near-copies, `abc_nearest_similarity`
+the mean similarity of those that parse and have 8 notes (a shorter tune's is None; 0.0 when no
+sample has 8 notes, which says nothing was compared, not that the samples are new).
 """
 from __future__ import annotations
 
-VERSION = 9  # (2: several tunes judged by the first; 3: 3+ bars, 60 reference tunes; 4: tunes split at end-of-text;
+VERSION = 10  # (2: several tunes judged by the first; 3: 3+ bars, 60 reference tunes; 4: tunes split at end-of-text;
 # 5: the tune starts at the first X: line, follows_rate for record prompts; 6: bars judged by abc_bars, as abc2midi
-# plays them, not by music21's measures; 7: novel_valid, nearest similarity; 8: bar_accuracy; 9: a repeated bar counted once) bump when the same samples would get other results
+# plays them, not by music21's measures; 7: novel_valid, nearest similarity; 8: bar_accuracy; 9: a repeated bar
+# counted once; 10: a tune of fewer than 8 notes is not novel) bump when the same samples would get other results
 
 import math
 import random
@@ -133,12 +135,14 @@ def run(samples: list[dict], context) -> dict:
             sample["abc"]["follows"] = follows(text, fields)
     tunes = training_tunes(context)
     for sample, text, result in zip(samples, texts, results):
+        similarity = None
         if result["parses"]:
-            sample["abc"]["similarity"] = round(tunes.similarity(text), 4)
-        result["novel_valid"] = result["parses"] and sample["abc"].get("similarity", 0.0) < abc_novelty.COPY_SIMILARITY
+            similarity = tunes.similarity(text)
+            sample["abc"]["similarity"] = None if similarity is None else round(similarity, 4)
+        result["novel_valid"] = similarity is not None and similarity < abc_novelty.COPY_SIMILARITY
         sample["abc"]["novel_valid"] = result["novel_valid"]
     share = lambda key: sum(r[key] for r in results) / len(results) if results else 0.0  # noqa: E731
-    similar = [s["abc"]["similarity"] for s in samples if "similarity" in s["abc"]]
+    similar = [s["abc"]["similarity"] for s in samples if s["abc"].get("similarity") is not None]
     return {"abc_parse_rate": share("parses"), "abc_header_rate": share("has_headers"),
             "abc_complete_bars_rate": share("complete_bars"), "abc_bar_accuracy": round(share("bar_accuracy"), 4),
             "abc_novel_valid_rate": share("novel_valid"),

@@ -4,7 +4,9 @@ A tune's notes are read from its body (header fields, chord names in quotes, dec
 `!` and inline fields left out) as tokens of pitch and length (`^F2`, `c/`, `z`); its
 `similarity` to a training tune is the share of its runs of GRAM notes that the training tune
 also has, and to the corpus, that share for the nearest training tune. A tune with similarity >=
-COPY_SIMILARITY is a near-copy: its phrases are one training tune's.
+COPY_SIMILARITY is a near-copy: its phrases are one training tune's. A tune of fewer than GRAM
+notes has no run to compare: its similarity is None, and it is not counted as new work (a
+fragment of 5 notes copies nothing because it says nothing).
 
 Measured on O'Neill's Music of Ireland (1850), 40 tunes held out against the other 1,969: 30
 have a similarity of at most 0.10 and 10 of at least 0.41 (9 at 0.86 or more: the collection
@@ -36,10 +38,10 @@ class Tunes:
     def __init__(self, tunes: list[str]):
         self.runs = [runs for runs in (grams(notes(tune)) for tune in tunes) if runs]
 
-    def similarity(self, tune: str) -> float:
-        """The share of the tune's note runs found in the nearest training tune (0.0 for a tune too
-        short to have one)."""
+    def similarity(self, tune: str) -> float | None:
+        """The share of the tune's note runs found in the nearest training tune (None for a tune
+        too short to have one)."""
         runs = grams(notes(tune))
         if not runs:
-            return 0.0
+            return None
         return max((len(runs & other) / len(runs) for other in self.runs), default=0.0)
