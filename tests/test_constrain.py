@@ -144,9 +144,9 @@ def test_a_prompt_that_does_not_begin_the_format_fails_generate_naming_the_field
     from engine.constrain import Steering
 
     steering = Steering("abc", REPO, AutoTokenizer.from_pretrained(tiny_model), 300)
-    steering.logits_processor("X:1\nT:A\nM:6/8\n")  # a header under way
+    steering.logits_processor("X:1\nT:A\nM:6/8\n", 40)  # a header under way
     with pytest.raises(StageError, match=r"generate.constrain: the text of generate.prompts\[1\] from 'X:1\\nM:six"):
-        steering.logits_processor("X:1\nM:six eight\n", "generate.prompts[1]")
+        steering.logits_processor("X:1\nM:six eight\n", 40, "generate.prompts[1]")
 
 
 # -- the spec's forms: located errors, found without a model ----------------------------------------
@@ -322,7 +322,7 @@ def test_the_svg_constraint_takes_away_a_repeated_attribute(tiny_model):
 
     def after(sampled: str, scores=None):
         """The processor's scores once the model has sampled `sampled`, a token a step."""
-        processor = steering.logits_processor(prompt)[1]
+        processor = steering.logits_processor(prompt, 40)[1]
         ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
         processor(ids, torch.zeros((1, len(tokenizer))))  # the first step: the prompt alone
         for token in tokenizer(sampled)["input_ids"]:
@@ -346,46 +346,53 @@ class _Spec(dict):
 
 
 def test_where_an_xml_document_stands_and_which_tokens_close_it():
-    """The closing steps a token can be, and what a document needs next, by the text since its last `<`."""
-    from engine.constrain.xml_closing import kinds, position
+    """The closing steps a token can be; what a document needs next, read a character at a time
+    (a `>` inside a value closes nothing); and from how many tokens left a sequence steers."""
+    from engine.constrain.xml_closing import Reading, kinds, position, reserve
 
-    assert kinds('"') == kinds('"/>') == kinds('5"') == {"value"}
+    assert kinds('"') == kinds('"/>') == kinds('0"') == {"value"}
     assert kinds('" ') == kinds('" fill="') == set()  # a new attribute is no way to the end
-    assert kinds("/>") == {"tag", "slash"} and kinds(">") == {"tag"} and kinds("\n") == set()
+    assert kinds("/>") == {"tag", "slash"} and kinds(">") == {"tag"} and kinds("\n") == kinds("\n\n") == set()
     assert kinds("</") == kinds("</svg>") == kinds("<") == {"end"} and kinds("<path") == set()
     assert kinds("=") == kinds('="') == {"equals"}
-    assert position('<path d="M1 2') == ("value",)
+    assert position('<path d="M1 2') == position('<path d="M1 2" style="a>b') == ("value",)
     assert position('<path d="M1 2"') == position("<path") == position("<path strok") == ("tag", "equals")
     assert position('<path d="M1 2"/>\n') == position("</g>\n") == position('<text x="1">hi') == ("end",)
     assert position("<") == ("slash",) and position("</g") == ()  # in an end tag the grammar decides
+    reading = Reading()
+    reading.read('<svg viewBox="0 0 9 9">\n<g>\n<path d="M1 1"/>\n<g fill="#000">\n</g>\n')
+    assert reading.open == 2  # the root and the first group
+    assert reserve(360, 1) == 48 and reserve(360, 3) == 60 and reserve(360, 60) == 180 and reserve(30, 1) == 15
 
 
 def test_svg_samples_close_before_the_token_limit(tiny_model):
     """An untrained model under the `svg` grammar writes attributes and path data until the limit:
-    cut there, the drawing does not parse. With the budget's last 40 tokens steering to the end,
-    every sample is a whole document the grammar accepts, `</svg>` and all; and the svg key says so."""
+    cut there, the drawing does not parse. With the budget's last tokens steering to the end, every
+    sample is a whole document the grammar accepts, `</svg>` and all, 10 groups deep too; and the
+    svg key says so."""
     import torch
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     from engine.constrain import Steering
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    torch.manual_seed(0)  # the tiny model's 64 positions hold no drawing: one of 512, as untrained
+    torch.manual_seed(0)  # an untrained GPT-2 on the tiny tokenizer, with room for a drawing (tiny_model has 64)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=512, n_embd=32, n_layer=2, n_head=2))
     steering = Steering("svg", tiny_model, tokenizer, len(tokenizer))
-    prompt = '<!-- a drawing -->\n<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 9 9">\n'
-    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    root = '<!-- a drawing -->\n<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 9 9">\n'
 
-    def documents(budget: int | None) -> list[str]:
+    def documents(prompt: str, budget: int, new: int = 120) -> list[str]:
+        ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
         torch.manual_seed(0)
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, max_new_tokens=120,
-                             num_return_sequences=6, pad_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
-                             logits_processor=steering.logits_processor(prompt, budget=budget))
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, max_new_tokens=new,
+                             num_return_sequences=6, pad_token_id=tokenizer.eos_token_id,
+                             eos_token_id=tokenizer.eos_token_id,
+                             logits_processor=steering.logits_processor(prompt, budget))
         return [steering.constraint.prefix(prompt) + tokenizer.decode(o[ids.shape[1]:], skip_special_tokens=True)
                 for o in out]
 
-    cut = documents(None)
-    assert sum(library.accepts(COMPILED["svg"], d) is None for d in cut) < len(cut), cut  # without: some are cut
-    for document in documents(120):
+    cut = documents(root, budget=100_000)  # a budget far past max_new_tokens: no closing
+    assert sum(library.accepts(COMPILED["svg"], d) is None for d in cut) < len(cut), cut
+    for document in documents(root, budget=120) + documents(root + "<g>\n" * 10, budget=200, new=200):
         assert library.accepts(COMPILED["svg"], document) is None, document
-    assert "closing in the last 40 tokens" in str(forms.key_inputs(_Spec({"generate.constrain": "svg"}))["constrain svg"])
+    assert "closing in time" in str(forms.key_inputs(_Spec({"generate.constrain": "svg"}))["constrain svg"])

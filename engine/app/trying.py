@@ -109,7 +109,8 @@ def _sample(weights: Path, base: Path, spec, prompt: str, settings: dict, seed: 
         from engine.constrain import Steering
 
         steering = Steering(settings["constrain"], root, tokenizer, model.config.vocab_size)
-        options.update(logits_processor=steering.logits_processor(prompt, budget=settings["max_new_tokens"]), eos_token_id=tokenizer.eos_token_id)
+        processor = steering.logits_processor(prompt, settings["max_new_tokens"])
+        options.update(logits_processor=processor, eos_token_id=tokenizer.eos_token_id)
     set_seed(seed)
     encoded = tokenizer(prompt, return_tensors="pt").to(device)
     with torch.no_grad():

@@ -42,9 +42,9 @@ class Steering:
         """A token's exact bytes (its leading space kept, whatever the tokenizer's decode does)."""
         return self.masker.tokenizer.decode_bytes([token])
 
-    def logits_processor(self, prompt: str, shown: str = "the prompt", budget: int | None = None):
+    def logits_processor(self, prompt: str, budget: int, shown: str = "the prompt"):
         """For one `model.generate` call on `prompt` (its batch: the samples of that prompt) of at
-        most `budget` new tokens (`max_new_tokens`; None: no closing in time)."""
+        most `budget` new tokens (its `max_new_tokens`)."""
         from transformers import LogitsProcessorList
 
         prefix = self.constraint.prefix(prompt)
@@ -53,7 +53,7 @@ class Steering:
             from engine.constrain.xml_attributes import UniqueAttributes
 
             processors.append(UniqueAttributes(self.decode, prefix, self.pieces, self.stops, self.unique_s))
-        if self.closers is not None and budget is not None:  # last: it only keeps tokens the others allowed
+        if self.closers is not None:  # last: it only keeps tokens the others allowed
             from engine.constrain.xml_closing import CloseInTime
 
             processors.append(CloseInTime(self.decode, prefix, self.closers, self.stops, budget, self.closing_s))

@@ -122,8 +122,7 @@ def key_inputs(spec) -> dict:
 
         digest = hashlib.sha256(BUILTINS[value].lark.encode("utf-8")).hexdigest()[:16]
         unique = f", unique attributes {xml_attributes.VERSION}" if BUILTINS[value].unique_attributes else ""
-        closing = (f", closing in the last {xml_closing.RESERVE} tokens {xml_closing.VERSION}"
-                   if BUILTINS[value].close_in_time else "")
+        closing = f", closing in time {xml_closing.VERSION}" if BUILTINS[value].close_in_time else ""
         out[f"constrain {value}"] = Known(f"grammar {digest}{unique}{closing}")
     elif "grammar" in value:
         from engine.core.project import input_label

@@ -81,8 +81,10 @@ def run(ctx) -> dict:
             asked = params["prompts"][number]  # a record prompt's fields also go with its samples, for the checks
             plain = not params.get("chat") and not isinstance(asked, dict)
             encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=plain).to(device)
-            steer = {"logits_processor": steering.logits_processor(prompt, f"generate.prompts[{number}]", params["max_new_tokens"]),
-                     "eos_token_id": tokenizer.eos_token_id} if steering else {}  # a whole document ends the sample
+            steer = {}
+            if steering:  # a whole document ends the sample
+                processor = steering.logits_processor(prompt, params["max_new_tokens"], f"generate.prompts[{number}]")
+                steer = {"logits_processor": processor, "eos_token_id": tokenizer.eos_token_id}
             outputs = model.generate(**encoded, num_return_sequences=count, **settings, **steer)
             for index, output in enumerate(outputs):
                 new_tokens = output[encoded["input_ids"].shape[1]:]
