@@ -1,8 +1,10 @@
 """How often does MarioGPT's A* agent win real Super Mario Bros windows? (engine/checks/mario_agent.py)
 
 40 random windows of 24 columns of the mario-gpt corpus (seeded), each played by the agent as the
-`level` check plays a sample (padded at both ends); prints wins, mean completion, the rule-based
-reachability verdict for comparison, and the seconds per play. Needs Java.
+`level` check plays a sample (padded at both ends, Mario on the first column's highest floor, a
+lost window played once more); prints wins, mean completion (of the window's own columns), the
+rule-based reachability verdict for comparison, and the seconds per window. Needs Java; measure
+on a quiet machine (the agent searches in real time).
     .venv/bin/python bench/level_agent.py [WIDTH]
 """
 import random
@@ -23,4 +25,4 @@ verdicts = [p for p in played if "failed" not in p]  # a play that ran past TIME
 won = sum(p["won"] for p in verdicts)
 print(f"{width}-column windows: the agent won {won} of {len(starts)}, gave no verdict on {len(played) - len(verdicts)}; "
       f"mean completion {sum(p['completion'] for p in verdicts) / len(starts):.3f}; "
-      f"the rules passed {sum(rules)}; {seconds:.2f} s a play")
+      f"the rules passed {sum(rules)}; {seconds:.2f} s a window")

@@ -383,8 +383,27 @@ def test_the_agent_starts_on_the_levels_own_first_ledge_and_on_ground_before_a_g
     ledge = ["-" * 6] * 8 + ["X-----"] + ["------"] * 5  # rows top to bottom: the first column's ledge, 5 rows up
     padded = mario_agent.padded(ledge)
     assert [row[:mario_agent.PAD] for row in padded][8] == "X" * mario_agent.PAD  # the ledge goes on to the left
+    assert [row[0] for row in padded].index(mario_agent.START) == 7  # Mario starts on it
     assert all(row[-mario_agent.PAD:] == ("X" * mario_agent.PAD if r >= 12 else "-" * mario_agent.PAD)
                for r, row in enumerate(padded))  # the last column is a gap: ground after it
+    two_floors = ["-" * 4] * 5 + ["X---"] + ["----"] * 6 + ["XXXX"] * 2  # a ledge above the ground, and an end in mid-air
+    padded = mario_agent.padded([row[::-1] for row in two_floors])  # the ledge in the last column
+    assert [row[-1] for row in padded] == ["-"] * 5 + ["X"] + ["-"] * 6 + ["X", "X"]  # its ledge over the ground
+    assert [row[0] for row in mario_agent.padded(two_floors)].index(mario_agent.START) == 4  # the highest floor
+
+
+def test_a_lost_level_is_played_again_and_completion_is_the_levels_own(monkeypatch):
+    plays = iter([{"won": False, "completion": 0.5}, {"won": True, "completion": 1.0}])
+    monkeypatch.setattr(mario_agent, "once", lambda rows: next(plays))
+    assert mario_agent.play(["-"]) == {"won": True, "completion": 1.0}  # a win in the second play counts
+    plays = iter([{"won": False, "completion": 0.5}, {"won": False, "completion": 0.2}])
+    assert mario_agent.play(["-"]) == {"won": False, "completion": 0.5}
+    plays = iter([{"failed": "the agent ran past its time limit"}])
+    assert "failed" in mario_agent.play(["-"])  # a timeout is not played again
+    width = 24  # Mario's x over the padded level's exit: PAD columns before the level's first count for nothing
+    assert mario_agent.own_share(mario_agent.PAD / (width + 2 * mario_agent.PAD - 1), width) == 0.0
+    assert mario_agent.own_share(0.5, width) == pytest.approx((0.5 * 29 - 3) / 23, abs=1e-4)
+    assert mario_agent.own_share(0.99, width) == 1.0  # past the level's last column, lost in the padding
 
 
 def test_play_format_refuses_lines_without_a_word():

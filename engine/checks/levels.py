@@ -4,9 +4,10 @@ A sample (prompt + completion) is read as columns, one per line, each 14 tiles b
 (the serialisation of the mario-levels corpus). A last line of fewer than 14 known tiles is a
 column cut by the token limit and is ignored; anything else on a line is judged.
   well_formed  the completion adds at least 8 columns, and every column is exactly 14 known tiles
-  playable     MarioGPT's A* agent wins the level (engine/checks/mario_agent.py; `completion` is
-               the share of the level it reached). Where the agent cannot run (no Java) or runs
-               past its time limit, the rules below judge, and `judge` says which did.
+  playable     MarioGPT's A* agent wins the level in one of two plays (engine/checks/mario_agent.py;
+               `completion` is the share of the level's own columns Mario got past, 1 for a win).
+               Where the agent cannot run (no Java) or runs past its time limit, the rules below
+               judge, and `judge` says which did.
   identity     the share of tiles the new columns share with the nearest training window
                (engine/checks/level_novelty.py); a copy at >= 0.9
   novel_valid  playable and not a copy
@@ -26,7 +27,9 @@ level_identity (mean identity of the well-formed levels).
 """
 from __future__ import annotations
 
-VERSION = 4  # (2: at least 8 new columns; garbage on the last line counts; 3: the A* agent judges, novelty; 4: edge columns padded) bump when the same samples would get other results
+VERSION = 5  # (2: at least 8 new columns; garbage on the last line counts; 3: the A* agent judges, novelty; 4: edge
+# columns padded; 5: ground under the right padding, Mario on the first column's highest floor, a lost level played
+# again, completion over the level's own columns) bump when the same samples would get other results
 METRICS = ("level_well_formed_rate", "level_playable_rate", "level_novel_valid_rate", "level_completion",
            "level_identity")  # what run reports (generate.select.by may name one)
 
