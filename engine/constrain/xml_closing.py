@@ -3,8 +3,8 @@
 A sample that reaches `max_new_tokens` inside a drawing is cut: no `</svg>`, so it does not parse
 and draws nothing, however good its first 300 tokens were. A small model often runs that long
 (it loops on path data, or repeats an element line). `CloseInTime` runs after the grammar's mask;
-once few enough tokens are left (`reserve`: RESERVE, and PER_OPEN_TAG more for each element still
-open, at most half the budget), each sequence may only take tokens that move toward the
+once few enough tokens are left (`reserve`: RESERVE, and PER_OPEN_TAG more for each element open
+besides the root, at most half the budget), each sequence may only take tokens that move toward the
 document's end, wherever the grammar allows one:
 
     inside an attribute value     a token that ends it (`"`, `"/>`, `0"`; no new attribute after it)
