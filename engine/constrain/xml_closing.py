@@ -138,6 +138,7 @@ class CloseInTime:
             for reading in self.readings:
                 reading.read(self.prefix)
             self.prompt_length = input_ids.shape[1]
+            self.by_kind = {what: [t for t in tokens if t < scores.shape[1]] for what, tokens in self.by_kind.items()}
         else:
             for reading, token in zip(self.readings, input_ids[:, -1].tolist()):
                 if token in self.stops:
@@ -145,12 +146,11 @@ class CloseInTime:
                 elif not reading.ended:
                     reading.read(self.decode(token).decode("utf-8", errors="replace"))
         left = self.budget - (input_ids.shape[1] - self.prompt_length)
-        width = scores.shape[1]
         for row, reading in enumerate(self.readings):
             if reading.ended or left > reserve(self.budget, reading.open):
                 continue
             for wanted in reading.steps():
-                tokens = [t for t in self.by_kind.get(wanted, ()) if t < width]
+                tokens = self.by_kind.get(wanted, ())
                 if tokens and bool(torch.isfinite(scores[row, tokens]).any()):
                     keep = scores[row, tokens].clone()
                     scores[row] = float("-inf")
