@@ -56,5 +56,6 @@ seconds = time.perf_counter() - started
 lost = [(row["item"], row["level"].get("judge", "not well formed"), row["level"]["completion"])
         for row in rows if not row["level"]["playable"]]
 print(f"{len(rows)} {split} windows, {options.at_once} at once, run-up {options.run_up}: "
-      f"playable {metrics['level_playable_rate']:.2f}, mean completion {metrics['level_completion']:.3f}; {seconds:.0f} s")
+      f"playable {metrics['level_playable_rate']:.2f}, mean completion {metrics['level_completion']:.3f}; "
+      f"{seconds:.0f} s")
 print("not playable (item, judge, completion):", lost)
