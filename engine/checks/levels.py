@@ -19,8 +19,8 @@ column cut by the token limit and is ignored; anything else on a line is judged.
                or any number of rows lower (a fall). He starts on any standing place in the
                first column and must reach one in the last column. Gaps with no ground are
                falls to death: there is no standing place in them. Stricter than the game:
-               on 40 real 24-column windows the agent won 36 to 38 over runs (35 on a busy
-               machine), the rules passed 21 (bench/level_agent.py). The agent won 0.88-0.91 of
+               on 40 real 24-column windows the agent won 36 (35 on a busy machine), the
+               rules passed 21 (bench/level_agent.py). The agent won 0.88-0.91 of
                all 100 held-out windows of mario-levels (bench/level_held_out.py).
 Metrics: level_well_formed_rate, level_playable_rate, level_novel_valid_rate (shares of all
 samples), level_completion (the agent's mean completion, 0 for a level not well formed),
